@@ -1,10 +1,11 @@
 """Data: named datasets, a folder of HR images, and the training-pair samplers.
 
-* :data:`DATASETS` names every set the course uses (DIV2K, Set5, Set14, B100, Urban100, T91) with
+* :data:`DATASETS` names every set the course uses (DIV2K, Set5, Set14, B100, Urban100, T91, BSD200) with
   where it comes from. :func:`get_dataset` finds a local folder ``<data>/<Set>/HR`` (``<data>`` is
   ``$COURSE_DATA_DIR``, else ``data/`` in the repository) and only downloads when there is none,
   with torchvision's download helpers, checking each file's sha256 where it is known.
-* :class:`HRFolder` reads a folder of images as uint8 (3, H, W) tensors.
+* :class:`HRFolder` reads a folder of images as uint8 (3, H, W) tensors; :func:`training_images` joins
+  several folders or dataset names (the default, T91 + BSD200, is the classic "291" set).
 * :class:`MultiScalePatches` (the DIINN authors' recipe: one pair per scale 2, 3, 4) and
   :class:`LIIFPatches` (LIIF's recipe: one random real scale in [1, 4] and sampled query pixels)
   make training pairs on the fly. Each item draws from its own ``torch.Generator`` seeded by
@@ -34,7 +35,7 @@ from .images import load_image_uint8, to_uint8
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DIV2K_URL = "http://data.vision.ee.ethz.ch/cvl/DIV2K/"
 
@@ -102,7 +103,12 @@ DATASETS: dict[str, DatasetInfo] = {
         "T91", "train", "T91", _github("T91") + "; BMP files",
         "J. Yang, J. Wright, T. S. Huang, Y. Ma, Image Super-Resolution via Sparse Representation, "
         "IEEE TIP 2010"),
+    "BSD200": DatasetInfo(
+        "BSD200", "train", "BSD200", _github("BSD200") + "; the 200 BSDS300 training images (disjoint from B100)",
+        "D. Martin et al., A Database of Human Segmented Natural Images, ICCV 2001"),
 }
+
+TRAIN_DEFAULT = ("T91", "BSD200")  # the classic "291" training set (VDSR, MemNet): every course config's default
 
 
 def data_dir() -> Path:
@@ -256,10 +262,11 @@ class HRFolder(Dataset):
     ``stems`` keeps only files with those names (without extension); ``limit`` the first ``limit``.
     ``names`` lists the file stems, ``paths`` the files and ``sizes`` their (H, W), read from the
     file headers without decoding. An unreadable file raises CourseError naming it; a missing or
-    empty folder raises CourseError. Notebook: 06_training.
+    empty folder raises CourseError. ``cache=True`` keeps each decoded image in memory after its first
+    read (training reads every image thousands of times). Notebook: 06_training.
     """
 
-    def __init__(self, root, stems=None, limit: int | None = None):
+    def __init__(self, root, stems=None, limit: int | None = None, cache: bool = False):
         self.root = Path(root)
         if not self.root.is_dir():
             raise CourseError(f"image folder {self.root} does not exist; create it and put HR images in it")
@@ -276,6 +283,7 @@ class HRFolder(Dataset):
         self.paths = paths
         self.names = [p.stem for p in paths]
         self._sizes = None
+        self._cache = {} if cache else None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -283,7 +291,12 @@ class HRFolder(Dataset):
     def __getitem__(self, i: int) -> torch.Tensor:
         if not -len(self) <= i < len(self):
             raise IndexError(f"image index {i} out of range for {len(self)} images")
-        return load_image_uint8(self.paths[i])
+        if self._cache is None:
+            return load_image_uint8(self.paths[i])
+        i = i % len(self)
+        if i not in self._cache:
+            self._cache[i] = load_image_uint8(self.paths[i])
+        return self._cache[i]
 
     @property
     def sizes(self) -> list[tuple[int, int]]:
@@ -298,6 +311,57 @@ class HRFolder(Dataset):
                     raise CourseError(f"{p} is not a readable image ({type(err).__name__})") from None
             self._sizes = sizes
         return self._sizes
+
+
+class ConcatHR(Dataset):
+    """Several :class:`HRFolder` s read as one (``names``, ``paths`` and ``sizes`` joined in order).
+
+    Notebook: 06_training."""
+
+    def __init__(self, parts):
+        self.parts = list(parts)
+        if not self.parts:
+            raise CourseError("no training folders given; name at least one folder or dataset, e.g. T91")
+        self.index = [(k, i) for k, part in enumerate(self.parts) for i in range(len(part))]
+        self.paths = [p for part in self.parts for p in part.paths]
+        self.names = [n for part in self.parts for n in part.names]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        k, j = self.index[i]
+        return self.parts[k][j]
+
+    @property
+    def sizes(self) -> list[tuple[int, int]]:
+        return [s for part in self.parts for s in part.sizes]
+
+
+def training_images(entries=None, cache: bool = False) -> ConcatHR:
+    """The HR training images of one or several folders or dataset names, in the order given.
+
+    ``entries``: a folder, a dataset name (``"T91"``, ``"BSD200"``, ``"DIV2K-train"``), or a list of
+    them; None means :data:`TRAIN_DEFAULT` (T91 + BSD200 = "291"). A name is looked up locally first
+    (:func:`dataset_folder`); ``cache`` keeps decoded images in memory (:class:`HRFolder`). An entry that is neither raises one CourseError naming the known datasets.
+    Notebook: 06_training.
+    """
+    if entries is None:
+        entries = list(TRAIN_DEFAULT)
+    elif isinstance(entries, (str, Path)):
+        entries = [entries]
+    parts = []
+    for entry in entries:
+        folder = Path(str(entry)).expanduser()
+        if str(entry) in DATASETS and not folder.is_dir():
+            info = dataset_info(str(entry))
+            parts.append(HRFolder(dataset_folder(info.name), stems=info.stems or None, cache=cache))
+        elif folder.is_dir():
+            parts.append(HRFolder(folder, cache=cache))
+        else:
+            raise CourseError(f"training folder {str(entry)!r} does not exist and is no dataset name "
+                              f"({', '.join(DATASETS)}); fix data.train_dir")
+    return ConcatHR(parts)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ class ModelConfig:
 class DataConfig:
     """Training pairs, made on the fly from a folder of HR images."""
 
-    train_dir: str | None = None  # folder of HR images; None -> $COURSE_DATA_DIR/T91/HR
+    train_dir: list[str] | None = None  # folders or dataset names; None -> T91 + BSD200 (the "291" set)
     recipe: str = "authors"  # authors (all scales per batch, dense patches) | liif (U(scale_min, scale_max))
     scales: list[float] = field(default_factory=lambda: [2.0, 3.0, 4.0])  # authors recipe
     scale_min: float = 1.0  # liif recipe
@@ -82,6 +82,7 @@ class DataConfig:
     batch_size: int = 4  # HR images per step and per process
     repeat: int = 1  # passes over the folder per epoch (the authors use 20 on DIV2K)
     num_workers: int = 0
+    cache: bool = False  # keep decoded training images in memory (per DataLoader worker)
 
 
 @dataclass
@@ -89,8 +90,10 @@ class OptimConfig:
     """Adam with PyTorch's default betas, step-decayed learning rate."""
 
     lr: float = 1e-4
+    schedule: str = "step"  # step (the authors': x gamma at each milestone) | cosine (to 0 at max_steps)
     milestones: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])  # fractions of max_steps
     gamma: float = 0.5  # learning rate factor at each milestone
+    warmup_steps: int = 0  # linear warm-up from lr/warmup_steps to lr over the first steps (0 = none)
     grad_clip: float | None = None  # max gradient norm; None = no clipping (the authors')
 
 
@@ -111,6 +114,8 @@ class RunConfig:
 
     max_steps: int = 200_000  # the schedule's length (milestones are fractions of it)
     stop_at: int | None = None  # stop early at this step (saving last.pt) as if interrupted; resume goes on
+    max_minutes: float | None = None  # time budget of the whole run (all resumes): max_steps is planned to fit it
+    calibrate_steps: int = 20  # with max_minutes: steps timed (after 5 warm-up steps) to plan max_steps
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: str = "auto"  # auto (bf16 if CUDA supports it, else fp16 on CUDA, off on CPU) | bf16 | fp16 | off
@@ -294,6 +299,14 @@ def load_config(config=None, overrides=None) -> Config:
 
 def _check_config(cfg: Config) -> None:
     d, o, r, v = cfg.data, cfg.optim, cfg.run, cfg.val
+    if o.schedule not in ("step", "cosine"):
+        raise CourseError(f"optim.schedule must be 'step' or 'cosine', got {o.schedule!r}")
+    if o.warmup_steps < 0:
+        raise CourseError(f"optim.warmup_steps must be >= 0, got {o.warmup_steps}")
+    if r.max_minutes is not None and r.max_minutes <= 0:
+        raise CourseError(f"run.max_minutes must be > 0 or null (no time budget), got {r.max_minutes}")
+    if r.calibrate_steps < 1:
+        raise CourseError(f"run.calibrate_steps must be >= 1, got {r.calibrate_steps}")
     if d.recipe not in ("authors", "liif"):
         raise CourseError(f"data.recipe must be 'authors' or 'liif', got {d.recipe!r}")
     if d.patch < 1 or d.batch_size < 1 or d.repeat < 1 or d.num_workers < 0 or d.sample_q < 1:
@@ -380,29 +393,19 @@ class StepBatches(torch.utils.data.Sampler):
             yield self.batch_at(step)
 
 
-def default_train_dir() -> Path:
-    """$COURSE_DATA_DIR/T91/HR: the small real training set that ships with the course data."""
-    from . import data
-
-    return Path(data.data_dir()) / "T91" / "HR"
-
-
 def build_dataset(cfg: Config):
     """The training dataset of the config (``data.MultiScalePatches`` or ``data.LIIFPatches``) (lesson 06)."""
     from . import data
 
     d = cfg.data
-    root = Path(d.train_dir).expanduser() if d.train_dir else default_train_dir()
-    if not root.is_dir():
-        raise CourseError(f"training folder {root} does not exist; set data.train_dir to a folder of images")
-    hr = data.HRFolder(root)  # CourseError when the folder holds no images
+    hr = data.training_images(d.train_dir, cache=d.cache)  # CourseError for a missing or empty folder
     top = max(d.scales) if d.recipe == "authors" else d.scale_max
     need = math.ceil(d.patch * top - 1e-9)
     sizes = hr.sizes  # (H, W) from the file headers
     if sizes and max(min(s) for s in sizes) < need:
         big = max(sizes, key=min)
         raise CourseError(f"an HR crop of {need} px (patch {d.patch} x scale {top:g}) is larger than every "
-                          f"image in {root} (largest {big[0]}x{big[1]}); lower data.patch or the scales")
+                          f"training image (largest {big[0]}x{big[1]}); lower data.patch or the scales")
     if d.recipe == "authors":
         return data.MultiScalePatches(hr, scales=tuple(d.scales), patch=d.patch, repeat=d.repeat,
                                       seed=cfg.run.seed)
@@ -467,10 +470,35 @@ def pick_amp(mode: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if mode == "bf16" else torch.float16
 
 
-def make_schedule(optimizer, max_steps: int, milestones, gamma: float):
-    """LambdaLR: the learning rate times ``gamma`` per passed milestone (fractions of ``max_steps``)."""
-    steps = sorted(int(round(m * max_steps)) for m in milestones)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: gamma ** sum(s >= m for m in steps))
+class LRFactor:
+    """The learning-rate factor at step ``s`` (lesson 06): a linear warm-up, then
+
+    * ``step`` (the authors'): ``gamma ** (number of milestones passed)``, milestones = fractions of max_steps;
+    * ``cosine``: ``0.5 * (1 + cos(pi * t))``, t = progress from the end of the warm-up to ``max_steps``.
+
+    A callable object (not a lambda), so that LambdaLR saves it with the scheduler and a run whose
+    ``max_steps`` was planned from a time budget resumes with the same schedule."""
+
+    def __init__(self, max_steps: int, milestones=(), gamma: float = 0.5, schedule: str = "step",
+                 warmup_steps: int = 0):
+        self.max_steps, self.milestones, self.gamma = int(max_steps), [float(m) for m in milestones], gamma
+        self.schedule, self.warmup_steps = schedule, int(warmup_steps)
+
+    def __call__(self, s: int) -> float:
+        warm = min(1.0, (s + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        if self.schedule == "cosine":
+            span = max(1, self.max_steps - self.warmup_steps)
+            t = min(1.0, max(0.0, (s - self.warmup_steps) / span))
+            return warm * 0.5 * (1 + math.cos(math.pi * t))
+        steps = [int(round(m * self.max_steps)) for m in self.milestones]
+        return warm * self.gamma ** sum(s >= m for m in steps)
+
+
+def make_schedule(optimizer, max_steps: int, milestones, gamma: float, schedule: str = "step",
+                  warmup_steps: int = 0):
+    """LambdaLR driven by :class:`LRFactor` (step decay at fractions of ``max_steps``, or cosine)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, LRFactor(max_steps, milestones, gamma, schedule,
+                                                                 warmup_steps))
 
 
 class Trainer:
@@ -497,7 +525,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr)
         o = cfg.optim
-        self.scheduler = make_schedule(self.optimizer, cfg.run.max_steps, o.milestones, o.gamma)
+        self.scheduler = make_schedule(self.optimizer, cfg.run.max_steps, o.milestones, o.gamma, o.schedule,
+                                       o.warmup_steps)
         self.updating = False
 
     def autocast(self):
@@ -522,6 +551,14 @@ class Trainer:
         self.updating = False
         return loss.detach()
 
+    def set_max_steps(self, max_steps: int) -> None:
+        """Stretch or shrink the schedule to ``max_steps`` (a run planned from its time budget)."""
+        factor = self.scheduler.lr_lambdas[0]
+        factor.max_steps = int(max_steps)
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+            group["lr"] = base * factor(self.steps_done)
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+
     @property
     def steps_done(self) -> int:
         """Completed optimisation steps (the schedule counts them, and is saved with the checkpoint)."""
@@ -535,6 +572,9 @@ class Trainer:
         self.model.load_state_dict(state["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        o = self.cfg.optim  # the schedule follows this config (a saved LRFactor's fields are overwritten)
+        self.scheduler.lr_lambdas[0].__dict__.update(
+            LRFactor(self.cfg.run.max_steps, o.milestones, o.gamma, o.schedule, o.warmup_steps).__dict__)
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
 
@@ -747,13 +787,15 @@ def train(config=None, overrides=None, resume=None) -> TrainResult:
                               "resume with the checkpoint's own config")
         dataset = build_dataset(cfg)
         trainer = Trainer(model, cfg, device, ddp=world > 1)
-        start, elapsed, best_psnr = 0, 0.0, None
+        start, elapsed, best_psnr, plan = 0, 0.0, None, None
         if ckpt is not None:
             trainer.load_state_dict(ckpt)
             set_rng_state(ckpt["rng"])
             start, elapsed, best_psnr = int(ckpt["step"]), float(ckpt["elapsed"]), ckpt.get("best_psnr")
-        stop = min(cfg.run.max_steps, cfg.run.stop_at or cfg.run.max_steps)
-        return _loop(cfg, trainer, dataset, out_dir, start, stop, elapsed, best_psnr, rank, world)
+            plan = ckpt.get("plan") if cfg.run.max_minutes else None
+        if plan:
+            trainer.set_max_steps(plan["max_steps"])
+        return _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world, plan)
     finally:
         if own_group:
             torch.distributed.destroy_process_group()
@@ -764,7 +806,17 @@ def _ignore_sigint(worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _loop(cfg, trainer, dataset, out_dir, start, stop, elapsed, best_psnr, rank, world) -> TrainResult:
+def plan_steps(rate: float, seconds_left: float, val_seconds: float = 0.0, val_every: int = 0,
+               reserve: float = 0.03) -> int:
+    """How many more steps fit in ``seconds_left`` (lesson 06): steps at ``rate`` per second, plus a
+    validation of ``val_seconds`` every ``val_every`` steps and one at the end, keeping ``reserve`` of the
+    time for saving. Solves ``n / rate + val_seconds * (1 + n / val_every) = (1 - reserve) * seconds_left``."""
+    usable = (1 - reserve) * seconds_left - val_seconds
+    per_step = 1 / rate + (val_seconds / val_every if val_every else 0.0)
+    return max(0, int(usable / per_step))
+
+
+def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world, plan=None) -> TrainResult:
     from tqdm.auto import tqdm
 
     from . import models
@@ -775,13 +827,17 @@ def _loop(cfg, trainer, dataset, out_dir, start, stop, elapsed, best_psnr, rank,
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.yaml").write_text(config_to_yaml(cfg))
         _truncate_log(log_path, start)
+    budget = cfg.run.max_minutes * 60 if cfg.run.max_minutes else None
+    end = plan["max_steps"] if plan else cfg.run.max_steps  # the schedule's last step (planned: fits the budget)
+    stop = min(end, cfg.run.stop_at or end)
+    calib_from = start + 5 if budget and not plan else None  # time steps calib_from .. + calibrate_steps
     sampler = StepBatches(len(dataset), cfg.data.batch_size, cfg.run.seed, start, stop, rank, world)
     loader = torch.utils.data.DataLoader(
         _Epoched(dataset), batch_sampler=sampler, num_workers=cfg.data.num_workers,
         pin_memory=trainer.device.type == "cuda", worker_init_fn=_ignore_sigint,
         generator=torch.Generator().manual_seed(cfg.run.seed))
 
-    wants_val = cfg.val.sets and (cfg.val.every or stop == cfg.run.max_steps)  # val.sets: [] = no validation
+    wants_val = cfg.val.sets and (cfg.val.every or stop == end or budget)  # val.sets: [] = no validation
     validator = Validator(cfg) if main and wants_val else None
     history: list[dict] = []
     step, last, best = start, None, (out_dir / "best.pt" if (out_dir / "best.pt").exists() else None)
@@ -802,16 +858,19 @@ def _loop(cfg, trainer, dataset, out_dir, start, stop, elapsed, best_psnr, rank,
         state = trainer.state_dict()
         spe = sampler.steps_per_epoch
         state.update(format=CHECKPOINT_FORMAT, config=dict(trainer.model.config), step=step, epoch=step//spe,
+                     plan=plan,
                      elapsed=elapsed + time.time() - t0, best_psnr=best_psnr, extra={"step": step},
                      train_config=dataclasses.asdict(cfg), rng=rng_state(),
                      data_order={"seed": cfg.run.seed, "steps_per_epoch": spe, "world": world,
                                  "batch_size": cfg.data.batch_size, "items": len(dataset)})
         return models.atomic_save(state, out_dir / name)
 
-    def maybe_validate() -> None:
+    def maybe_validate() -> float:
+        """Validate (rank 0), keep best.pt; returns the seconds it took."""
         nonlocal best, best_psnr
         if not cfg.val.sets:
-            return
+            return 0.0
+        tv = time.time()
         if main:
             res = validator(trainer.model)
             log({"step": step, "time": round(elapsed + time.time() - t0, 2), **res})
@@ -820,16 +879,40 @@ def _loop(cfg, trainer, dataset, out_dir, start, stop, elapsed, best_psnr, rank,
                 best = save("best.pt")
             bar.set_postfix_str(f"loss {run_loss:.4f} val {res['val_psnr']:.2f} dB")
         _barrier(world)
+        return time.time() - tv
+
+    def make_plan() -> None:
+        """Time budget: from the measured speed, fix the schedule's length so the run ends in time."""
+        nonlocal end, stop, plan
+        rate = cfg.run.calibrate_steps / (time.time() - t_cal)
+        val_s = maybe_validate() if cfg.val.sets and cfg.val.every else 0.0
+        left = budget - (elapsed + time.time() - t0)
+        end = min(cfg.run.max_steps, step + plan_steps(rate, left, val_s, cfg.val.every))
+        stop = min(end, cfg.run.stop_at or end)
+        if world > 1:  # every process must agree on the plan
+            t = torch.tensor([float(end)], device=trainer.device)
+            torch.distributed.broadcast(t, 0)
+            end = stop = min(int(t.item()), cfg.run.stop_at or int(t.item()))
+        plan = {"max_steps": int(end), "steps_per_s": round(rate, 4), "val_seconds": round(val_s, 2),
+                "max_minutes": cfg.run.max_minutes}
+        trainer.set_max_steps(end)
+        bar.total = end
+        log({"step": step, "plan": plan})
 
     old_handler = None
     if threading.current_thread() is threading.main_thread():
         old_handler = signal.signal(signal.SIGINT, on_sigint)
-    bar = tqdm(total=cfg.run.max_steps, initial=start, disable=not (main and cfg.run.progress),
+    bar = tqdm(total=end, initial=start, disable=not (main and cfg.run.progress),
                desc=cfg.name, dynamic_ncols=True)
     t0 = time.time()
     loss_sum, n_loss, run_loss, t_log, step_log = None, 0, float("nan"), time.time(), start
+    t_cal = None
+    if budget and plan and elapsed >= budget:
+        stop = start  # the budget is spent: nothing left to train
     try:
         for batch in loader:
+            if step >= stop:
+                break
             batch = _to_device(batch, trainer.device, trainer.channels_last)
             loss = _run_step(trainer, batch)
             step += 1
@@ -849,9 +932,18 @@ def _loop(cfg, trainer, dataset, out_dir, start, stop, elapsed, best_psnr, rank,
                      "time": round(elapsed + now - t0, 2)})
                 bar.set_postfix_str(f"loss {run_loss:.4f} {rate:.2f} it/s")
                 loss_sum, n_loss, t_log, step_log = None, 0, now, step
-            if cfg.val.every and step % cfg.val.every == 0 and step != cfg.run.max_steps:
+            if step == calib_from:
+                t_cal = time.time()
+            if calib_from is not None and step == calib_from + cfg.run.calibrate_steps:
+                make_plan()
+            elif cfg.val.every and step % cfg.val.every == 0 and step != end:
                 maybe_validate()
-            if main and (step % cfg.run.save_every == 0 or step == stop):
+            if budget and elapsed + time.time() - t0 >= budget and step < stop:
+                end = stop = step  # slower than planned: end the run here (validated and saved below)
+                if plan:
+                    plan["max_steps"] = int(end)
+                log({"step": step, "event": "time budget spent before the planned end"})
+            if main and (step % cfg.run.save_every == 0 or step == stop) and step != end:
                 last = save("last.pt")
             if world > 1:  # every process must stop at the same step
                 flag = torch.tensor([float(bool(stop_requested))], device=trainer.device)
@@ -860,8 +952,10 @@ def _loop(cfg, trainer, dataset, out_dir, start, stop, elapsed, best_psnr, rank,
                     stop_requested.append(True)
             if stop_requested:
                 break
-        if step == cfg.run.max_steps and step > start:
+        if step == end and step > start and not stop_requested:
             maybe_validate()
+            if main:
+                last = save("last.pt")
         if main and (last is None or stop_requested):
             last = save("last.pt")
     except KeyboardInterrupt:
@@ -877,7 +971,7 @@ def _loop(cfg, trainer, dataset, out_dir, start, stop, elapsed, best_psnr, rank,
     if stop_requested and main:
         print(f"\nstopped at step {step}: saved {last}; continue with --resume")
     return TrainResult(out_dir=out_dir, step=step, last=last if main else None, best=best if main else None,
-                       best_psnr=best_psnr, interrupted=bool(stop_requested) or step < cfg.run.max_steps,
+                       best_psnr=best_psnr, interrupted=bool(stop_requested) or step < end,
                        history=history, model=trainer.model)
 
 

@@ -57,8 +57,8 @@ def run_one(mode: str, args) -> dict:
             return loss.detach()
     else:
         amp = "off" if mode == "trainer fp32" else ("auto" if device.type == "cuda" else "bf16")
-        cfg = train.load_config(None, {"model.encoder": args.encoder, "run.amp": amp,
-                                       "run.device": args.device, "run.compile": args.compile})
+        cfg = train.load_config(None, {"model.encoder": args.encoder, "run.amp": amp, "run.device": args.device,
+                                       "run.compile": args.compile, "run.channels_last": args.channels_last})
         trainer = train.Trainer(model, cfg, device)
         batch = train._to_device(batch, device, trainer.channels_last)
 
@@ -100,6 +100,8 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (3 on CUDA, 1 on CPU)")
     p.add_argument("--device", default="auto")
     p.add_argument("--compile", action="store_true", help="torch.compile in the trainer rows")
+    p.add_argument("--channels-last", default="auto", choices=["auto", "on", "off"],
+                   help="memory format in the trainer rows (auto: on with CUDA)")
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     p.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)  # internal: run one row, print JSON
     args = p.parse_args(argv)
@@ -122,6 +124,7 @@ def main(argv=None) -> int:
             return 1
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"DIINN (f) + {args.encoder}, batch {args.batch} x scales {args.scales}, LR patch {args.patch}, "
+          f"compile {args.compile}, channels_last {args.channels_last}, "
           f"{args.steps} timed steps after {args.warmup}, device {rows[0]['device']}, "
           f"{rows[0]['threads']} threads, torch {torch.__version__}")
     print(f"| {'mode':<13} | {'steps/s':>8} | {'s/step':>8} | {'peak memory':>16} | {'loss':>7} |")

@@ -360,7 +360,7 @@ def test_bad_training_folders(folders, tmp_path):
         train.train("diinn-edsr", tiny(folders, tmp_path, **{"data.train_dir": str(tmp_path / "empty")}))
     with pytest.raises(CourseError, match="does not exist"):
         train.train("diinn-edsr", tiny(folders, tmp_path, **{"data.train_dir": str(tmp_path / "nope")}))
-    with pytest.raises(CourseError, match=r"crop of 32 px .* larger than every image .*24x28"):
+    with pytest.raises(CourseError, match=r"crop of 32 px .* larger than every training image .*24x28"):
         train.train("diinn-edsr", tiny(folders, tmp_path, **{"data.patch": 16}))
 
 

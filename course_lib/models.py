@@ -295,6 +295,19 @@ def list_pretrained() -> dict:
     return _index()
 
 
+def best_pretrained(family: str = "diinn") -> str | None:
+    """The shipped checkpoint of model ``family`` with the highest Set5 x4 PSNR (paper protocol), or None.
+
+    This is what ``python -m course_lib upscale`` uses when no model is named (lesson 04)."""
+    def set5_x4(entry):
+        rows = [r for r in entry.get("results", []) if r.get("dataset") == "Set5" and float(r.get("scale")) == 4.0
+                and r.get("protocol", "paper") == "paper"]
+        return rows[0]["psnr"] if rows else float("-inf")
+
+    candidates = {n: e for n, e in _index().items() if e.get("config", {}).get("name") == family}
+    return max(candidates, key=lambda n: set5_x4(candidates[n])) if candidates else None
+
+
 def load_pretrained(name: str, device=None) -> nn.Module:
     """Load a shipped checkpoint by name, verifying its sha256 (lesson 06)."""
     index = _index()

@@ -1,7 +1,8 @@
 """The course's main job in one line: ``python -m course_lib upscale IN.png OUT.png --scale 3.5``  (lesson 04).
 
-Options: ``--scale S`` (any real S > 0) or ``--size WxH``, ``--checkpoint NAME|FILE`` (a shipped pretrained name or a
-checkpoint file), ``--device cpu|cuda``, ``--chunk-size N``. Without a checkpoint it upscales bicubically and says so.
+Options: ``--scale S`` (any real S > 0) or ``--size WxH``, ``--model NAME|FILE`` (a shipped pretrained name, a
+checkpoint file, or ``bicubic`` for the baseline), ``--device cpu|cuda``, ``--chunk-size N``. Without ``--model`` it
+uses the best shipped DIINN checkpoint (:func:`course_lib.models.best_pretrained`) and says which.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from .errors import CourseError, pick_device
 from .images import load_image, save_image
-from .models import DEFAULT_CHUNK, describe, resolve
+from .models import DEFAULT_CHUNK, best_pretrained, describe, resolve
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -26,14 +27,20 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
+def default_model() -> str:
+    """The model ``upscale`` uses when none is named: the best shipped DIINN, else bicubic."""
+    return best_pretrained("diinn") or "bicubic"
+
+
 def upscale_file(src, dst, scale=None, size=None, checkpoint=None, device=None,
                  chunk_size: int = DEFAULT_CHUNK) -> tuple[Path, str]:
-    """Read ``src``, upscale with ``checkpoint`` (or bicubic when None), write ``dst`` (PNG).
+    """Read ``src``, upscale with ``checkpoint`` (default: :func:`default_model`), write ``dst`` (PNG).
 
-    Returns the path written and the model's name.
+    ``checkpoint``: a pretrained name, a checkpoint file or ``"bicubic"``. Returns the path written and the
+    model's description. Notebook: 04_modulated_periodic_decoder.
     """
     dev = pick_device(device)
-    model = resolve(checkpoint or "bicubic", dev).eval()
+    model = resolve(checkpoint or default_model(), dev).eval()
     lr = load_image(src)[None].to(dev)
     sr = model.upscale(lr, scale=scale, size=size, chunk_size=chunk_size, amp=dev.type == "cuda")
     return save_image(sr[0].cpu(), dst), describe(model.config)
@@ -46,14 +53,17 @@ def cli(argv=None) -> int:
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--scale", type=float, help="any real scale > 0, e.g. 3.5")
     group.add_argument("--size", help="output size WIDTHxHEIGHT, e.g. 1024x768")
-    p.add_argument("--checkpoint", help="pretrained name or checkpoint file (default: bicubic)")
+    p.add_argument("--model", "--checkpoint", dest="model",
+                   help="pretrained name, checkpoint file, or bicubic (default: the best shipped DIINN)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK, help="query pixels per decoder call")
     args = p.parse_args(argv)
     size = parse_size(args.size) if args.size else None
-    if not args.checkpoint:
-        print("no --checkpoint given: upscaling bicubically (pass --checkpoint NAME|FILE for a trained model)")
-    dst, model_name = upscale_file(args.input, args.output, args.scale, size, args.checkpoint, args.device,
-                                   args.chunk_size)
+    model = args.model or default_model()
+    if not args.model:
+        print(f"no --model given: using {model}" + (" (the best shipped DIINN checkpoint; --model bicubic for "
+                                                      "the baseline)" if model != "bicubic" else
+                                                      " (no DIINN checkpoint is shipped)"))
+    dst, model_name = upscale_file(args.input, args.output, args.scale, size, model, args.device, args.chunk_size)
     print(f"wrote {dst} ({model_name})")
     return 0

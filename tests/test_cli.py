@@ -24,7 +24,7 @@ def png(tmp_path):
 
 def test_upscale_bicubic_by_scale(png, tmp_path, capsys):
     out = tmp_path / "sub" / "out.png"
-    assert main(["upscale", str(png), str(out), "--scale", "3.5"]) == 0
+    assert main(["upscale", str(png), str(out), "--scale", "3.5", "--model", "bicubic"]) == 0
     text = capsys.readouterr().out
     assert "bicubic" in text and f"wrote {out}" in text
     sr = load_image(out)
@@ -46,6 +46,40 @@ def test_upscale_by_size_with_checkpoint(png, tmp_path, capsys):
     assert (sr - oracle).abs().max() <= 0.5 / 255 + 1e-6
 
 
+def test_default_model_is_the_best_shipped_diinn(png, tmp_path, capsys, monkeypatch):
+    index = models.list_pretrained()
+    best = models.best_pretrained("diinn")
+    set5_x4 = {n: max((r["psnr"] for r in e["results"] if r["dataset"] == "Set5" and r["scale"] == 4), default=0)
+               for n, e in index.items() if e["config"]["name"] == "diinn"}
+    assert best == max(set5_x4, key=set5_x4.get)
+    out = tmp_path / "out.png"
+    assert main(["upscale", str(png), str(out), "--scale", "2", "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert f"using {best}" in text and "--model bicubic" in text
+    oracle = models.load_pretrained(best).upscale(load_image(png)[None], scale=2)[0]
+    assert (load_image(out) - oracle).abs().max() <= 0.5 / 255 + 1e-6
+    monkeypatch.setattr(models, "_index", lambda: {})  # nothing shipped: bicubic, and it says so
+    assert main(["upscale", str(png), str(out), "--scale", "2"]) == 0
+    assert "using bicubic (no DIINN checkpoint is shipped)" in capsys.readouterr().out
+
+
+def test_default_upscale_beats_bicubic_on_a_set5_image(tmp_path, course_data):
+    from course_lib import degrade, metrics
+    from course_lib.data import get_dataset
+    from course_lib.images import save_image
+
+    hr = get_dataset("Set5")[3]  # head.png, 280x280
+    lr = degrade.bicubic_aa(hr[:, :280, :280], (140, 140))
+    save_image(lr.float() / 255, tmp_path / "lr.png")
+    scores = {}
+    for model in (None, "bicubic"):
+        out = tmp_path / f"{model}.png"
+        assert main(["upscale", str(tmp_path / "lr.png"), str(out), "--scale", "2", "--device", "cpu"]
+                    + (["--model", model] if model else [])) == 0
+        scores[model] = metrics.psnr(load_image(out)[None], hr[None, :, :280, :280].float() / 255, "paper", scale=2)
+    assert scores[None] > scores["bicubic"] + 0.5, scores
+
+
 def test_parse_size():
     assert parse_size("1024x768") == (768, 1024)
 
@@ -56,6 +90,7 @@ def test_parse_size():
     (["--size", "0x10"], "zero side"),
     (["--size", "ten"], "WIDTHxHEIGHT"),
     (["--scale", "2", "--checkpoint", "nowhere.pt"], "neither 'bicubic'"),
+    (["--scale", "2", "--model", "nowhere.pt"], "neither 'bicubic'"),
 ])
 def test_upscale_bad_input_is_one_line(png, tmp_path, capsys, args, msg):
     assert main(["upscale", str(png), str(tmp_path / "o.png"), *args]) == 2

@@ -174,6 +174,45 @@ def test_hr_folder(folder):
         hr[5]
 
 
+def test_hr_folder_cache_returns_the_same_pixels_and_reads_each_file_once(folder, monkeypatch):
+    plain, cached = data.HRFolder(folder), data.HRFolder(folder, cache=True)
+    reads = []
+    real = data.load_image_uint8
+    monkeypatch.setattr(data, "load_image_uint8", lambda p: reads.append(p) or real(p))
+    for _ in range(3):
+        for i in range(len(cached)):
+            assert torch.equal(cached[i], real(plain.paths[i]))
+    assert torch.equal(cached[-1], cached[len(cached) - 1])
+    assert len(reads) == len(cached)  # each file decoded once
+
+
+def test_webp_is_read_like_png(folder):
+    img = data.HRFolder(folder)[0]
+    Image.open(folder / "a.png").save(folder / "w.webp", lossless=True)
+    hr = data.HRFolder(folder)
+    assert "w" in hr.names and torch.equal(hr[hr.names.index("w")], img)
+
+
+def test_training_images_join_folders_and_dataset_names(folder, tmp_path, monkeypatch):
+    other = tmp_path / "other"
+    other.mkdir()
+    Image.fromarray(np.zeros((12, 10, 3), np.uint8)).save(other / "z.png")
+    both = data.training_images([str(folder), str(other)])
+    assert both.names == ["a", "b", "c", "d", "z"] and len(both) == 5
+    assert both.sizes == [(40, 50), (30, 33), (20, 24), (36, 28), (12, 10)]
+    assert torch.equal(both[4], data.HRFolder(other)[0]) and torch.equal(both[1], data.HRFolder(folder)[1])
+    root = tmp_path / "root"
+    for name in ("T91", "BSD200"):
+        shutil.copytree(folder if name == "T91" else other, root / name / "HR")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(root))
+    assert data.training_images().names == ["a", "b", "c", "d", "z"]  # the default: T91 + BSD200
+    assert data.training_images("BSD200").names == ["z"]
+    with pytest.raises(CourseError, match="does not exist and is no dataset name"):
+        data.training_images(["T91", str(tmp_path / "nope")])
+    with pytest.raises(CourseError, match="no training folders"):
+        data.ConcatHR([])
+
+
 def test_hr_folder_errors(tmp_path, folder):
     with pytest.raises(CourseError, match="does not exist"):
         data.HRFolder(tmp_path / "nowhere")
@@ -218,7 +257,7 @@ def test_local_folder_wins_without_network(course_data, monkeypatch):
 def test_registry_matches_the_manifest(data_dir):
     with open(data_dir / "MANIFEST.tsv") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
-    for name in ("Set5", "Set14", "B100", "Urban100"):
+    for name in ("Set5", "Set14", "B100", "Urban100", "BSD200"):
         manifest = {r["file"].split("/")[-1]: r["sha256"] for r in rows if r["set"] == name}
         files = data.DATASETS[name].files()
         assert {f: sha for f, _, sha in files} == manifest

@@ -343,7 +343,8 @@ def training_images(entries=None, cache: bool = False) -> ConcatHR:
 
     ``entries``: a folder, a dataset name (``"T91"``, ``"BSD200"``, ``"DIV2K-train"``), or a list of
     them; None means :data:`TRAIN_DEFAULT` (T91 + BSD200 = "291"). A name is looked up locally first
-    (:func:`dataset_folder`); ``cache`` keeps decoded images in memory (:class:`HRFolder`). An entry that is neither raises one CourseError naming the known datasets.
+    (:func:`dataset_folder`); ``cache`` keeps decoded images in memory (:class:`HRFolder`). An entry that
+    is neither raises one CourseError naming the known datasets.
     Notebook: 06_training.
     """
     if entries is None:

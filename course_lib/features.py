@@ -61,4 +61,8 @@ def query_nearest(feat: torch.Tensor, coord: torch.Tensor) -> torch.Tensor:
         raise CourseError(f"coord must have shape (B={feat.shape[0]}, Q, 2), got {tuple(coord.shape)}")
     b, c, h, w = feat.shape
     flat = coord_to_index(coord[..., 0], h) * w + coord_to_index(coord[..., 1], w)  # (B, Q)
-    return torch.gather(feat.reshape(b, c, h * w), 2, flat[:, None, :].expand(b, c, -1)).transpose(1, 2)
+    # Whole rows of C values per query: a (B*h*w, C) table (no copy when feat is channels_last) and index_select,
+    # so the result is contiguous (B, Q, C) and what follows reads it at full speed.
+    rows = feat.permute(0, 2, 3, 1).reshape(b * h * w, c)
+    offsets = torch.arange(b, device=flat.device)[:, None] * (h * w)
+    return rows.index_select(0, (flat + offsets).reshape(-1)).reshape(b, -1, c)

@@ -17,6 +17,7 @@ import inspect
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -29,7 +30,16 @@ from .decoders import VARIANTS, DIINNDecoder
 from .encoders import ENCODERS, build_encoder
 from .errors import CourseError, check_image_batch, check_scale, check_size
 
-DEFAULT_CHUNK = 32768  # query pixels per decoder call in upscale(): about 0.3 GB of activations for DIINN
+DEFAULT_CHUNK = 32768  # query pixels per decoder call on a GPU: about 0.3 GB of activations for DIINN
+CPU_CHUNK = 2048  # on a CPU: 2 MB per 256-wide activation, so the decoder's element-wise work stays in cache
+
+
+def default_chunk(device) -> int:
+    """Query pixels per decoder call in ``upscale``: :data:`CPU_CHUNK` on a CPU, :data:`DEFAULT_CHUNK` elsewhere.
+
+    On a 2-core CPU, 64x64 -> 512x512 with EDSR-baseline DIINN took 1.6 s in chunks of 2,048 and 3.1 s in chunks
+    of 32,768 (docs/RESULTS.md): past the cache, the sines and products wait on memory. Notebook: 04."""
+    return CPU_CHUNK if torch.device(device).type == "cpu" else DEFAULT_CHUNK
 CHECKPOINT_FORMAT = "course_lib.model/1"
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
@@ -109,30 +119,51 @@ class SRModel(nn.Module):
         return self.denormalize(self.predict(lr, size)).clamp(0, 1)
 
     @torch.no_grad()
-    def upscale(self, lr: torch.Tensor, scale=None, size=None, chunk_size: int = DEFAULT_CHUNK,
-                amp: bool = False) -> torch.Tensor:
+    def upscale(self, lr: torch.Tensor, scale=None, size=None, chunk_size: int | None = None,
+                amp: bool = False, progress: bool | None = None) -> torch.Tensor:
         """Upscale ``lr`` (B, 3, h, w) in [0, 1] by any real ``scale`` > 0 or to ``size`` = (H, W) (lesson 04).
 
-        The decoder runs on ``chunk_size`` query pixels at a time, so peak memory does not grow with the output
-        beyond the output image itself; the result equals the unchunked forward. ``amp=True`` runs under bf16/fp16
-        autocast on CUDA (faster, about 0.01 dB less exact).
+        The decoder runs on ``chunk_size`` query pixels at a time (default :func:`default_chunk` of the device), so
+        peak memory does not grow with the output beyond the output image itself; the result equals the unchunked
+        forward. ``amp=True`` runs under autocast: bf16 or fp16 on CUDA, bf16 on a CPU only where it is native
+        (``precision.autocast_dtype``; else fp32). ``progress``: a bar over chunks (None: only when the first chunk
+        says the whole upscale will take more than 3 seconds; False: never).
         """
+        from tqdm.auto import tqdm
+
+        from .precision import autocast_dtype
+
         check_image_batch(lr, "lr")
         H, W = output_size(lr.shape[-2:], scale, size)
-        if int(chunk_size) < 1:
+        chunk = default_chunk(lr.device) if chunk_size is None else chunk_size
+        if int(chunk) < 1:
             raise CourseError(f"chunk_size must be a positive number of query pixels, got {chunk_size}")
+        chunk = int(chunk)
         _check_fits(lr.shape[0], (H, W), lr.device)
         b, n = lr.shape[0], H * W
-        use_amp = amp and lr.device.type == "cuda"
-        with torch.autocast(lr.device.type, enabled=use_amp):
+        dtype = autocast_dtype("auto" if amp else "off", lr.device)
+        bar = None
+        with torch.autocast(lr.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             state = self.decoder.prepare(self.encode(lr))
             out = torch.empty(b, 3, n, device=lr.device, dtype=lr.dtype)
-            for start in range(0, n, int(chunk_size)):
-                stop = min(start + int(chunk_size), n)
+            t0 = time.perf_counter()
+            for k, start in enumerate(range(0, n, chunk)):
+                stop = min(start + chunk, n)
                 coord = grid_chunk((H, W), start, stop, lr.device, torch.float64).expand(b, -1, -1)
                 cell = make_cell((H, W), (b, stop - start), lr.device)
                 pred = self.decoder.query(state, coord, cell)
                 out[:, :, start:stop] = self.denormalize(pred.float()).clamp(0, 1).transpose(1, 2)
+                chunks = -(-n // chunk)
+                if k == 0 and chunks > 1 and progress is not False:
+                    if lr.device.type == "cuda":
+                        torch.cuda.synchronize(lr.device)
+                    slow = (time.perf_counter() - t0) * chunks > 3.0  # the first chunk's time x the chunks
+                    if progress or slow:
+                        bar = tqdm(total=chunks, initial=1, desc=f"upscale to {W}x{H}", unit="chunk")
+                elif bar is not None:
+                    bar.update(1)
+        if bar is not None:
+            bar.close()
         return out.reshape(b, 3, H, W)
 
 
@@ -152,7 +183,8 @@ class BicubicModel(nn.Module):
         return F.interpolate(lr, size=check_size(size), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
 
     @torch.no_grad()
-    def upscale(self, lr, scale=None, size=None, chunk_size: int = DEFAULT_CHUNK, amp: bool = False):
+    def upscale(self, lr, scale=None, size=None, chunk_size: int | None = None, amp: bool = False,
+                progress: bool | None = None):
         check_image_batch(lr, "lr")
         H, W = output_size(lr.shape[-2:], scale, size)
         _check_fits(lr.shape[0], (H, W), lr.device)

@@ -11,9 +11,9 @@ Read top to bottom:
 3. **Objective** - the authors' recipe (``recipe: authors``): for each scale in {2, 3, 4} a batch of
    (LR 48x48, HR 48s x 48s) pairs, L1 on normalised images averaged over the scales; or LIIF's recipe
    (``recipe: liif``): one scale per image from U(1, 4), ``sample_q`` random HR pixels queried.
-4. **Loop** - Adam, learning rate halved at 1/5, 2/5, 3/5 and 4/5 of the run, AMP (bf16 or fp16 +
-   GradScaler on CUDA, off on CPU), channels_last on CUDA, optional ``torch.compile``, optional
-   gradient clipping, DistributedDataParallel under ``torchrun``.
+4. **Loop** - Adam, learning rate halved at 1/5, 2/5, 3/5 and 4/5 of the run (or cosine), AMP (bf16 or fp16 +
+   GradScaler on CUDA; bf16 on a CPU only where it is native, see ``course_lib.precision``), channels_last on CUDA,
+   optional ``torch.compile``, optional gradient clipping, DistributedDataParallel under ``torchrun``.
 5. **Checkpoints** - atomic ``last.pt`` / ``best.pt`` with everything needed to resume bit-exactly
    (model, optimiser, scheduler, scaler, RNG states, data position, config, step), JSON-lines metrics.
 6. **Export** - :func:`export_pretrained` turns a checkpoint into a small fp16 file listed in
@@ -47,6 +47,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
+from . import precision
 from .errors import CourseError, pick_device
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -118,7 +119,7 @@ class RunConfig:
     calibrate_steps: int = 20  # with max_minutes: steps timed (after 5 warm-up steps) to plan max_steps
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: str = "auto"  # auto (bf16 if CUDA supports it, else fp16 on CUDA, off on CPU) | bf16 | fp16 | off
+    amp: str = "auto"  # auto (CUDA: bf16 where supported, else fp16; CPU: bf16 only if native) | bf16 | fp16 | off
     channels_last: str = "auto"  # auto (on CUDA) | on | off
     compile: bool = False  # torch.compile the encoder and the decoder
     out_dir: str | None = None  # None -> runs/<name>
@@ -457,19 +458,6 @@ def _to_device(batch, device, channels_last: bool):
 # ----------------------------------------------------------------------------------------------------
 # 4. The loop's pieces: device, precision, optimiser, one step
 # ----------------------------------------------------------------------------------------------------
-def pick_amp(mode: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype: ``auto`` = bf16 on CUDA that supports it, fp16 on other CUDA, None (off) on CPU."""
-    if mode == "off":
-        return None
-    if mode == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if mode == "fp16" and device.type != "cuda":
-        raise CourseError("run.amp=fp16 needs a CUDA GPU (GradScaler); on CPU use run.amp=bf16 or off")
-    return torch.bfloat16 if mode == "bf16" else torch.float16
-
-
 class LRFactor:
     """The learning-rate factor at step ``s`` (lesson 06): a linear warm-up, then
 
@@ -521,7 +509,7 @@ class Trainer:
         if ddp:
             ids = [device.index] if device.type == "cuda" else None
             self.objective = nn.parallel.DistributedDataParallel(self.objective, device_ids=ids)
-        self.amp_dtype = pick_amp(cfg.run.amp, device)
+        self.amp_dtype = precision.autocast_dtype(cfg.run.amp, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr)
         o = cfg.optim
@@ -826,6 +814,7 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.yaml").write_text(config_to_yaml(cfg))
+        print(precision.describe(trainer.amp_dtype, trainer.device), flush=True)
         _truncate_log(log_path, start)
     budget = cfg.run.max_minutes * 60 if cfg.run.max_minutes else None
     end = plan["max_steps"] if plan else cfg.run.max_steps  # the schedule's last step (planned: fits the budget)

@@ -1,7 +1,8 @@
 """The course's main job in one line: ``python -m course_lib upscale IN.png OUT.png --scale 3.5``  (lesson 04).
 
 Options: ``--scale S`` (any real S > 0) or ``--size WxH``, ``--model NAME|FILE`` (a shipped pretrained name, a
-checkpoint file, or ``bicubic`` for the baseline), ``--device cpu|cuda``, ``--chunk-size N``. Without ``--model`` it
+checkpoint file, or ``bicubic`` for the baseline), ``--device cpu|cuda``, ``--chunk-size N``, ``--precision auto|fp32``
+(auto: bf16 only where the device runs it natively), ``--quiet`` (no progress bar). Without ``--model`` it
 uses the best shipped DIINN checkpoint (:func:`course_lib.models.best_pretrained`) and says which.
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from .errors import CourseError, pick_device
 from .images import load_image, save_image
-from .models import DEFAULT_CHUNK, best_pretrained, describe, resolve
+from .models import best_pretrained, describe, resolve
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -32,17 +33,20 @@ def default_model() -> str:
     return best_pretrained("diinn") or "bicubic"
 
 
-def upscale_file(src, dst, scale=None, size=None, checkpoint=None, device=None,
-                 chunk_size: int = DEFAULT_CHUNK) -> tuple[Path, str]:
+def upscale_file(src, dst, scale=None, size=None, checkpoint=None, device=None, chunk_size: int | None = None,
+                 precision: str = "auto", progress: bool | None = None) -> tuple[Path, str]:
     """Read ``src``, upscale with ``checkpoint`` (default: :func:`default_model`), write ``dst`` (PNG).
 
-    ``checkpoint``: a pretrained name, a checkpoint file or ``"bicubic"``. Returns the path written and the
-    model's description. Notebook: 04_modulated_periodic_decoder.
+    ``checkpoint``: a pretrained name, a checkpoint file or ``"bicubic"``. ``precision``: ``auto`` (bf16 autocast
+    on CUDA and on CPUs with native bf16, ``course_lib.precision``; fp32 elsewhere) or ``fp32``. Returns the path
+    written and the model's description. Notebook: 04_modulated_periodic_decoder.
     """
+    if precision not in ("auto", "fp32"):
+        raise CourseError(f"precision must be auto or fp32, got {precision!r}")
     dev = pick_device(device)
     model = resolve(checkpoint or default_model(), dev).eval()
     lr = load_image(src)[None].to(dev)
-    sr = model.upscale(lr, scale=scale, size=size, chunk_size=chunk_size, amp=dev.type == "cuda")
+    sr = model.upscale(lr, scale=scale, size=size, chunk_size=chunk_size, amp=precision == "auto", progress=progress)
     return save_image(sr[0].cpu(), dst), describe(model.config)
 
 
@@ -56,7 +60,11 @@ def cli(argv=None) -> int:
     p.add_argument("--model", "--checkpoint", dest="model",
                    help="pretrained name, checkpoint file, or bicubic (default: the best shipped DIINN)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
-    p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK, help="query pixels per decoder call")
+    p.add_argument("--chunk-size", type=int, default=None,
+                   help="query pixels per decoder call (default: 2048 on a CPU, 32768 on a GPU)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32"],
+                   help="auto: bf16 where the device runs it natively, else fp32 (default)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     size = parse_size(args.size) if args.size else None
     model = args.model or default_model()
@@ -64,6 +72,7 @@ def cli(argv=None) -> int:
         print(f"no --model given: using {model}" + (" (the best shipped DIINN checkpoint; --model bicubic for "
                                                       "the baseline)" if model != "bicubic" else
                                                       " (no DIINN checkpoint is shipped)"))
-    dst, model_name = upscale_file(args.input, args.output, args.scale, size, model, args.device, args.chunk_size)
+    dst, model_name = upscale_file(args.input, args.output, args.scale, size, model, args.device, args.chunk_size,
+                                   args.precision, progress=False if args.quiet else None)
     print(f"wrote {dst} ({model_name})")
     return 0

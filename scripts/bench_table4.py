@@ -65,7 +65,8 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     model = models.build("diinn", encoder=args.encoder, variant="f").to(device).eval()
     lr = torch.rand(1, 3, 48, 48, device=device)
-    where = torch.cuda.get_device_name(device) if cuda else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    where = torch.cuda.get_device_name(device) if cuda else f"{platform.machine()} CPU, {threads} threads"
     print(f"Table 4 protocol: 48x48 input, median of {runs} runs after {warmup}; {where}; torch {torch.__version__}")
     rows = [("bicubic (F.interpolate)", [time_ms(lambda s=s: F.interpolate(lr, size=(s, s), mode="bicubic",
                                                                           align_corners=False), device, runs, warmup)

@@ -38,7 +38,8 @@ def test_upscale_by_size_with_checkpoint(png, tmp_path, capsys):
     model = models.build("diinn", encoder="edsr-less")
     ckpt = models.save(model, tmp_path / "m.pt")
     out = tmp_path / "out.png"
-    assert main(["upscale", str(png), str(out), "--size", "31x17", "--checkpoint", str(ckpt), "--device", "cpu"]) == 0
+    assert main(["upscale", str(png), str(out), "--size", "31x17", "--checkpoint", str(ckpt), "--device", "cpu",
+                 "--precision", "fp32"]) == 0
     assert "diinn(encoder=edsr-less" in capsys.readouterr().out
     sr = load_image(out)
     assert sr.shape == (3, 17, 31)
@@ -53,7 +54,7 @@ def test_default_model_is_the_best_shipped_diinn(png, tmp_path, capsys, monkeypa
                for n, e in index.items() if e["config"]["name"] == "diinn"}
     assert best == max(set5_x4, key=set5_x4.get)
     out = tmp_path / "out.png"
-    assert main(["upscale", str(png), str(out), "--scale", "2", "--device", "cpu"]) == 0
+    assert main(["upscale", str(png), str(out), "--scale", "2", "--device", "cpu", "--precision", "fp32"]) == 0
     text = capsys.readouterr().out
     assert f"using {best}" in text and "--model bicubic" in text
     oracle = models.load_pretrained(best).upscale(load_image(png)[None], scale=2)[0]
@@ -61,6 +62,19 @@ def test_default_model_is_the_best_shipped_diinn(png, tmp_path, capsys, monkeypa
     monkeypatch.setattr(models, "_index", lambda: {})  # nothing shipped: bicubic, and it says so
     assert main(["upscale", str(png), str(out), "--scale", "2"]) == 0
     assert "using bicubic (no DIINN checkpoint is shipped)" in capsys.readouterr().out
+
+
+def test_precision_auto_is_fp32_on_a_cpu_without_native_bf16(png, tmp_path, monkeypatch):
+    from course_lib import precision
+
+    torch.manual_seed(0)
+    model = models.build("diinn", encoder="edsr-less")
+    ckpt = models.save(model, tmp_path / "m.pt")
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2"}))
+    for prec in ("auto", "fp32"):
+        assert main(["upscale", str(png), str(tmp_path / f"{prec}.png"), "--scale", "2", "--model", str(ckpt),
+                     "--device", "cpu", "--precision", prec, "--quiet"]) == 0
+    assert torch.equal(load_image(tmp_path / "auto.png"), load_image(tmp_path / "fp32.png"))
 
 
 def test_default_upscale_beats_bicubic_on_a_set5_image(tmp_path, course_data):

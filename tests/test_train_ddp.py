@@ -22,7 +22,7 @@ STEPS = 4
 
 
 def overrides(root: Path, batch: int, out_dir: Path) -> dict:
-    return {"model.encoder": "edsr-less", "data.train_dir": str(root / "train"), "data.patch": 8,
+    return {"model.encoder": "edsr-less", "run.amp": "off", "data.train_dir": str(root / "train"), "data.patch": 8,
             "data.scales": [2], "data.batch_size": batch, "data.num_workers": 0, "run.max_steps": STEPS,
             "run.seed": 11, "run.log_every": 1, "run.progress": False, "run.out_dir": str(out_dir),
             "val.sets": [str(root / "val")], "val.scales": [2], "val.every": 2}

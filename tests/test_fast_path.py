@@ -1,0 +1,106 @@
+"""The fast decoder path (LR-size algebra, lesson 04) against the per-query reference: same function, same gradients."""
+
+import pytest
+import torch
+
+from course_lib import decoders, models
+from course_lib.coords import grid_chunk, make_cell
+
+
+def both(model, fn):
+    """fn(model) on the reference path, then on the fast path."""
+    decoders.use_fast_path(model, False)
+    ref = fn(model)
+    decoders.use_fast_path(model, True)
+    return ref, fn(model)
+
+
+@pytest.mark.parametrize("variant", ["b", "d", "f"])
+@pytest.mark.parametrize("lr_size,out_size", [((17, 23), (53, 72)), ((48, 48), (151, 151))])
+def test_fast_equals_reference_outputs(variant, lr_size, out_size):
+    torch.manual_seed(0)
+    model = models.build("diinn", encoder="edsr-less", variant=variant).eval()
+    assert model.decoder.uses_fast_path
+    lr = torch.rand(2, 3, *lr_size)
+    with torch.no_grad():
+        ref, fast = both(model, lambda m: m.predict(lr, out_size))
+    assert ref.shape == fast.shape == (2, 3, *out_size)
+    torch.testing.assert_close(fast, ref, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["b", "d", "f"])
+def test_fast_equals_reference_gradients(variant):
+    torch.manual_seed(1)
+    model = models.build("diinn", encoder="edsr-less", variant=variant)
+    lr, hr = torch.rand(2, 3, 9, 11), torch.rand(2, 3, 25, 29)
+
+    def grads(m):
+        m.zero_grad()
+        torch.nn.functional.l1_loss(m.predict(lr, (25, 29)), m.normalize(hr)).backward()
+        return {k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None}
+
+    ref, fast = both(model, grads)
+    assert ref.keys() == fast.keys() and len(ref) == len(list(model.parameters()))
+    for k in ref:
+        scale = ref[k].abs().max().clamp_min(1e-12)
+        assert (fast[k] - ref[k]).abs().max() / scale < 1e-4, k
+
+
+@pytest.mark.parametrize("variant", ["a", "c", "e"])
+def test_positional_init_variants_always_take_the_reference(variant):
+    torch.manual_seed(0)
+    model = models.build("diinn", encoder="edsr-less", variant=variant).eval()
+    assert model.decoder.fast and not model.decoder.uses_fast_path
+    assert "unfolded" in model.decoder.prepare(torch.rand(1, 32, 4, 5))
+    lr = torch.rand(1, 3, 7, 6)
+    with torch.no_grad():
+        ref, fast = both(model, lambda m: m.predict(lr, (15, 13)))
+    assert torch.equal(ref, fast)
+
+
+def test_fast_path_state_is_the_relu_and_z_maps_at_lr_size():
+    """prepare() = one 3x3 convolution: relu(K_0 z + b_0) and K_i^z z + b_i, checked against F.unfold by hand."""
+    torch.manual_seed(0)
+    dec = models.build("diinn", encoder="edsr-less", variant="f").decoder
+    feat = torch.rand(1, 32, 5, 6, dtype=torch.float64)
+    dec = dec.double()
+    lr_map = dec.prepare(feat)["lr"]
+    z = torch.nn.functional.unfold(feat, 3, padding=1).transpose(1, 2)  # (1, 30, 288): z of every LR pixel
+    w = dec.width
+    by_hand = [torch.relu(dec.K[0](z))] + [z @ k.weight[:, w:].T + k.bias for k in dec.K[1:]]
+    by_hand = torch.cat(by_hand, dim=-1).transpose(1, 2).reshape(1, 4 * w, 5, 6)
+    assert lr_map.shape == (1, 4 * w, 5, 6)
+    torch.testing.assert_close(lr_map, by_hand, rtol=1e-10, atol=1e-10)
+
+
+def test_fast_chunked_equals_whole_and_takes_any_chunk():
+    torch.manual_seed(0)
+    model = models.build("diinn", encoder="edsr-less").eval()
+    lr = torch.rand(1, 3, 10, 13)
+    with torch.no_grad():
+        whole = model(lr, (31, 40))
+        for chunk in (1, 7, 500, 10**6):
+            torch.testing.assert_close(model.upscale(lr, size=(31, 40), chunk_size=chunk), whole, rtol=0, atol=1e-6)
+    assert models.default_chunk("cpu") == models.CPU_CHUNK and models.default_chunk("cuda") == models.DEFAULT_CHUNK
+
+
+def test_query_accepts_an_unfolded_map_and_a_prepared_state():
+    torch.manual_seed(0)
+    dec = models.build("diinn", encoder="edsr-less").decoder
+    feat = torch.rand(1, 32, 4, 4)
+    coord = grid_chunk((9, 9), 0, 81, feat.device, torch.float64)[None]
+    cell = make_cell((9, 9), (1, 81), feat.device)
+    from course_lib.features import unfold3x3
+
+    torch.testing.assert_close(dec.query(unfold3x3(feat), coord, cell), dec.query(dec.prepare(feat), coord, cell),
+                               rtol=0, atol=1e-5)
+
+
+def test_upscale_progress_bar(capsys):
+    model = models.build("diinn", encoder="edsr-less").eval()
+    lr = torch.rand(1, 3, 8, 8)
+    model.upscale(lr, size=(40, 40), chunk_size=100, progress=True)
+    assert "upscale to 40x40" in capsys.readouterr().err
+    model.upscale(lr, size=(40, 40), chunk_size=100, progress=False)
+    model.upscale(lr, size=(40, 40), chunk_size=100)  # auto: a fast upscale shows nothing
+    assert "upscale to" not in capsys.readouterr().err

@@ -129,10 +129,15 @@ class DIINNDecoder(nn.Module):
         if not self.uses_fast_path:
             return {"unfolded": unfold3x3(feat)}
         weight, bias = self._z_weights()
-        maps = F.conv2d(feat, weight.to(feat.dtype), bias.to(feat.dtype), padding=1)
-        w = self.width  # channels_last: query_nearest then reads whole rows without a copy
-        return {"lr": torch.cat([torch.relu(maps[:, :w]), maps[:, w:]], dim=1).contiguous(
-            memory_format=torch.channels_last)}
+        feat = feat.contiguous(memory_format=torch.channels_last)  # so the output is channels_last too:
+        maps = F.conv2d(feat, weight.to(feat.dtype), bias.to(feat.dtype), padding=1)  # query_nearest reads rows
+        maps = maps.contiguous(memory_format=torch.channels_last)  # (a no-op when the convolution kept the format)
+        relu_part = torch.relu(maps[:, : self.width])  # m_0 (a new tensor: autograd keeps maps intact)
+        if torch.is_grad_enabled():
+            return {"lr": torch.cat([relu_part, maps[:, self.width:]], dim=1).contiguous(
+                memory_format=torch.channels_last)}
+        maps[:, : self.width] = relu_part  # inference: no second copy of the (B, n*width, h, w) map
+        return {"lr": maps}
 
     def query(self, state, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         """RGB (normalised space) at query points: coord, cell (B, Q, 2) -> (B, Q, 3).

@@ -261,6 +261,13 @@ def _sol_04_decoder_params(z_dim, p_dim, hidden, layers, variant):
     return total + linear(hidden, 3)  # the output layer
 
 
+def _sol_04_k_as_conv(k_weight, channels):
+    """Lesson 04: a (width, 9C) weight acting on unfolded z as a (width, C, 3, 3) kernel of a 3x3 convolution.
+
+    z's channel c*9 + (ky*3 + kx) is feature c at offset (ky, kx): exactly conv2d's (out, in, ky, kx) layout."""
+    return k_weight.reshape(k_weight.shape[0], channels, 3, 3)
+
+
 def _sol_00_psnr(sr, hr):
     """Lesson 00: PSNR in dB of images in [0, 1]: 10 log10(1 / MSE)."""
     mse = torch.mean((sr.double() - hr.double()) ** 2)
@@ -285,6 +292,7 @@ SOLUTIONS = {
     ("03", "query_nearest"): _sol_03_query_nearest,
     ("04", "first_layer"): _sol_04_first_layer,
     ("04", "decoder_params"): _sol_04_decoder_params,
+    ("04", "k_as_conv"): _sol_04_k_as_conv,
 }
 
 

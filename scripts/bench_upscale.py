@@ -24,12 +24,12 @@ def one(size: int, encoder: str, device: str, chunk: int) -> dict:
     torch.manual_seed(0)
     model = models.build("diinn", encoder=encoder, variant="f").to(device).eval()
     lr = torch.rand(1, 3, 64, 64, device=device)
-    model.upscale(lr, size=(64, 64), chunk_size=chunk)  # warm-up
+    model.upscale(lr, size=(64, 64), chunk_size=chunk, progress=False)  # warm-up
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    out = model.upscale(lr, size=(size, size), chunk_size=chunk, amp=device == "cuda")
+    out = model.upscale(lr, size=(size, size), chunk_size=chunk, amp=device == "cuda", progress=False)
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
@@ -48,9 +48,9 @@ def main() -> None:
     p.add_argument("--chunk-size", type=int, default=None)
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
-    from course_lib.models import DEFAULT_CHUNK
+    from course_lib.models import default_chunk
 
-    chunk = args.chunk_size or DEFAULT_CHUNK
+    chunk = args.chunk_size or default_chunk(args.device)
     if args.one:
         print(json.dumps(one(args.one, args.encoder, args.device, chunk)))
         return

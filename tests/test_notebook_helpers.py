@@ -63,7 +63,7 @@ def test_solution_prints_source_and_rejects_unknown(capsys):
 def test_every_solution_is_tested_here():
     tested = {("00", "psnr"), ("00", "rgb_to_y"), ("01", "nearest_index"), ("01", "local_coord"),
               ("02", "positional_encoding"), ("02", "siren_bound"), ("03", "unfold3x3"), ("03", "query_nearest"),
-              ("04", "first_layer"), ("04", "decoder_params")}
+              ("04", "first_layer"), ("04", "decoder_params"), ("04", "k_as_conv")}
     assert set(nb.SOLUTIONS) == tested
 
 
@@ -127,6 +127,14 @@ def test_solution_04_first_layer_matches_decoder():
     z, p = torch.randn(5, 18), torch.randn(5, 3)
     ref = dec.last_layer.weight @ nb.SOLUTIONS["04", "first_layer"](z, p, dec.K[0], dec.Q[0]).T
     torch.testing.assert_close(ref.T + dec.last_layer.bias, dec.mlp(z, p))
+
+
+def test_solution_04_k_as_conv_equals_linear_on_unfolded_z():
+    g = torch.Generator().manual_seed(0)
+    feat, k = torch.randn(2, 5, 6, 7, generator=g), torch.randn(8, 45, generator=g)
+    by_conv = F.conv2d(feat, nb.SOLUTIONS["04", "k_as_conv"](k, 5), padding=1)  # (2, 8, 6, 7)
+    z = F.unfold(feat, 3, padding=1)  # (2, 45, 42): the unfolded z of every LR pixel
+    torch.testing.assert_close(by_conv.reshape(2, 8, 42), k @ z, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("variant", list(decoders.VARIANTS))

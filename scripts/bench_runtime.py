@@ -1,0 +1,195 @@
+"""Runtime in the shape of DIINN's Table 4: reference vs fast decoder path, fp32 and native bf16 (issue 8).
+
+    python scripts/bench_runtime.py                                  # RDN and EDSR-baseline, 128..1024, both paths
+    python scripts/bench_runtime.py --encoders edsr-baseline --sizes 128 256 --runs 2 --json out.json
+    python scripts/bench_runtime.py --train-step                     # also one training step, reference vs fast
+
+The paper times "the average runtime of the forward pass ... over 100 runs" of one 48x48 RGB input upscaled to
+128x128, 256x256 and 512x512 on an NVIDIA Quadro RTX 3000 (DIINN 56.6 / 95.51 / 243.59 ms, bicubic 0.11 / 0.15 /
+0.49 ms). Here each row is ``model.upscale`` (no gradients, the device's default chunk size) of a randomly initialised
+DIINN (f), median of ``--runs`` timed calls after ``--warmup``; every (encoder, path, precision) group runs in its
+own process so that its peak memory is its own (``ru_maxrss`` on a CPU, ``torch.cuda.max_memory_allocated`` on CUDA).
+bf16 rows only where the device runs bf16 natively (CUDA, or a CPU with AVX512-BF16/AMX: ``course_lib.precision``).
+The table is open for LIIF and Meta-SR once they exist (``--models``). Prints Markdown; ``--json`` writes the rows.
+Lesson 04 explains the two paths; docs/RESULTS.md holds the figures with the machine they came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from course_lib import decoders, models, precision  # noqa: E402
+from course_lib.errors import pick_device  # noqa: E402
+
+PAPER_MS = {"bicubic": (0.11, 0.15, 0.49), "DIINN (RDN)": (56.6, 95.51, 243.59)}
+
+
+def sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_ms(fn, device, runs: int, warmup: int) -> float:
+    """Median milliseconds of ``fn()`` over ``runs`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        sync(device)
+        t = time.perf_counter()
+        fn()
+        sync(device)
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def peak_mib(device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def group(args, encoder: str, path: str, prec: str) -> list[dict]:
+    """Time one (encoder, path, precision) over every size, in this process."""
+    device = pick_device(args.device)
+    torch.manual_seed(0)
+    model = models.build("diinn", encoder=encoder, variant="f").to(device).eval()
+    decoders.use_fast_path(model, path == "fast")
+    lr = torch.rand(1, 3, args.input, args.input, device=device)
+    rows = []
+    for size in args.sizes:
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        ms = time_ms(lambda s=size: model.upscale(lr, size=(s, s), chunk_size=args.chunk_size, amp=prec == "bf16",
+                                                  progress=False), device, args.runs, args.warmup)
+        rows.append({"model": f"DIINN (f) + {encoder}", "path": path, "precision": prec, "input": args.input,
+                     "size": size, "ms": ms, "peak_mib": peak_mib(device),
+                     "chunk": args.chunk_size or models.default_chunk(device)})
+    return rows
+
+
+def train_step(args, path: str) -> dict:
+    """Seconds of one training step: the authors' recipe, EDSR-baseline, batch 4 x scales {2, 3, 4}, patch 48."""
+    device = pick_device(args.device)
+    torch.manual_seed(0)
+    model = models.build("diinn", encoder="edsr-baseline", variant="f").to(device)
+    decoders.use_fast_path(model, path == "fast")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(0)
+    batch = [(torch.rand(4, 3, 48, 48, generator=g).to(device), torch.rand(4, 3, 48 * s, 48 * s, generator=g)
+              .to(device)) for s in (2, 3, 4)]
+
+    def step():
+        loss = torch.stack([F.l1_loss(model.predict(lr, hr.shape[-2:]), model.normalize(hr)) for lr, hr in batch])
+        opt.zero_grad(set_to_none=True)
+        loss.mean().backward()
+        opt.step()
+
+    steps = 1 if device.type == "cpu" else 10
+    seconds = time_ms(step, device, steps, 1) / 1000
+    return {"model": "train step, EDSR-baseline, batch 4 x 3 scales, patch 48", "path": path, "precision": "fp32",
+            "seconds": seconds, "peak_mib": peak_mib(device)}
+
+
+def machine(device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    flags = precision.cpu_flags()
+    isa = "AVX-512" if "avx512f" in flags else ("AVX2" if "avx2" in flags else "no AVX2")
+    bf16 = "native bf16" if precision.cpu_has_native_bf16() else "no native bf16"
+    return (f"{platform.machine()} CPU ({isa}, {bf16}), {torch.get_num_threads()} threads, torch {torch.__version__}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--encoders", nargs="+", default=["rdn", "edsr-baseline"])
+    p.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512, 1024])
+    p.add_argument("--input", type=int, default=48, help="LR side (the paper: 48)")
+    p.add_argument("--paths", nargs="+", default=["reference", "fast"], choices=["reference", "fast"])
+    p.add_argument("--runs", type=int, default=None, help="timed calls (default 100 on CUDA, 3 on a CPU)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed calls first (default 10 on CUDA, 1 on CPU)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--chunk-size", type=int, default=None, help="query pixels per decoder call (default: the "
+                   "device's, models.default_chunk; 32768 = the chunk every device used before the fast path)")
+    p.add_argument("--train-step", action="store_true", help="also time one training step per path")
+    p.add_argument("--json", help="write every row to this JSON file")
+    p.add_argument("--one", nargs=3, metavar=("ENCODER", "PATH", "PREC"), help=argparse.SUPPRESS)
+    p.add_argument("--one-train", metavar="PATH", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    device = pick_device(args.device)
+    args.runs = args.runs or (100 if device.type == "cuda" else 3)
+    args.warmup = args.warmup if args.warmup is not None else (10 if device.type == "cuda" else 1)
+    if args.one:
+        print(json.dumps(group(args, *args.one)))
+        return 0
+    if args.one_train:
+        print(json.dumps(train_step(args, args.one_train)))
+        return 0
+    precs = ["fp32"] + (["bf16"] if precision.autocast_dtype("auto", device) == torch.bfloat16 else [])
+    base = [sys.executable, __file__, "--sizes", *map(str, args.sizes), "--input", str(args.input), "--runs",
+            str(args.runs), "--warmup", str(args.warmup), "--device", args.device]
+    if args.chunk_size:
+        base += ["--chunk-size", str(args.chunk_size)]
+
+    def child(extra) -> list:
+        out = subprocess.run(base + extra, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"{' '.join(extra)} failed:\n{out.stderr[-2000:]}")
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        return got if isinstance(got, list) else [got]
+
+    lr = torch.rand(1, 3, args.input, args.input, device=device)
+    rows = [{"model": "bicubic (F.interpolate)", "path": "-", "precision": "fp32", "input": args.input, "size": s,
+             "ms": time_ms(lambda s=s: F.interpolate(lr, size=(s, s), mode="bicubic"), device, args.runs,
+                           args.warmup), "peak_mib": None} for s in args.sizes]
+    for enc in args.encoders:
+        for prec in precs:
+            for path in args.paths:
+                rows += child(["--one", enc, path, prec])
+    if args.train_step:
+        for path in args.paths:
+            rows += child(["--one-train", path])
+    chunk = args.chunk_size or models.default_chunk(device)
+    print(f"machine: {machine(device)}; input {args.input}x{args.input}; median of {args.runs} after {args.warmup}; "
+          f"chunk {chunk}")
+    heads = " | ".join(f"{s}x{s}" for s in args.sizes)
+    print(f"| model | path | precision | {heads} | peak memory (MiB) |")
+    print("| --- | --- | --- |" + " --- |" * len(args.sizes) + " --- |")
+    timed = [r for r in rows if "size" in r]
+    keys = list(dict.fromkeys((r["model"], r["path"], r["precision"]) for r in timed))
+    by = {(r["model"], r["path"], r["precision"], r["size"]): r for r in timed}
+    for key in keys:
+        cells = [by[(*key, s)] for s in args.sizes]
+        peak = max((c["peak_mib"] or 0) for c in cells)
+        print(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(f"{c['ms']:.1f} ms" for c in cells)
+              + (f" | {peak:.0f} |" if peak else " | - |"))
+        if key[1] == "fast" and (key[0], "reference", key[2], args.sizes[0]) in by:
+            ratio = [by[(key[0], "reference", key[2], s)]["ms"] / by[(*key, s)]["ms"] for s in args.sizes]
+            print(f"| {key[0]} | reference / fast | {key[2]} | " + " | ".join(f"{r:.2f}x" for r in ratio) + " | |")
+    if args.input == 48 and args.sizes[:3] == [128, 256, 512]:
+        for label, ms in PAPER_MS.items():
+            print(f"| paper: {label} (Quadro RTX 3000) | - | fp32 | " + " | ".join(f"{v:.2f} ms" for v in ms)
+                  + " |" * (len(args.sizes) - 2) + " |")
+    for r in rows:
+        if "seconds" in r:
+            print(f"{r['model']}, {r['path']}: {r['seconds']:.2f} s per step (peak {r['peak_mib']:.0f} MiB)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine(device), "rows": rows}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -736,7 +736,7 @@ def _run_step(trainer: Trainer, batch) -> torch.Tensor:
                           "lower one of them (or use run.amp=bf16/fp16)") from None
 
 
-def train(config=None, overrides=None, resume=None) -> TrainResult:
+def train(config=None, overrides=None, resume=None, deadline: float | None = None) -> TrainResult:
     """Train a model from a config (path, name in configs/, dict or Config) (lesson 06).
 
     ``overrides``: ``["run.max_steps=100", ...]`` or ``{"run.max_steps": 100}``. ``resume``: a checkpoint
@@ -746,7 +746,8 @@ def train(config=None, overrides=None, resume=None) -> TrainResult:
 
     Under ``torchrun --nproc_per_node N`` each process trains with DistributedDataParallel on its share of
     every global batch; only rank 0 logs and writes files. A first Ctrl-C (SIGINT) stops after the current
-    step and saves ``last.pt``; the run continues bit-exactly with ``resume``.
+    step and saves ``last.pt``; the run continues bit-exactly with ``resume``. ``deadline`` (a ``time.time()``
+    value) stops the run the same way once passed: a window of a longer run (scripts/gpu_campaign.py).
     """
     from . import models
 
@@ -783,7 +784,7 @@ def train(config=None, overrides=None, resume=None) -> TrainResult:
             plan = ckpt.get("plan") if cfg.run.max_minutes else None
         if plan:
             trainer.set_max_steps(plan["max_steps"])
-        return _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world, plan)
+        return _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world, plan, deadline)
     finally:
         if own_group:
             torch.distributed.destroy_process_group()
@@ -804,7 +805,8 @@ def plan_steps(rate: float, seconds_left: float, val_seconds: float = 0.0, val_e
     return max(0, int(usable / per_step))
 
 
-def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world, plan=None) -> TrainResult:
+def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world, plan=None,
+          deadline=None) -> TrainResult:
     from tqdm.auto import tqdm
 
     from . import models
@@ -934,6 +936,8 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
                 log({"step": step, "event": "time budget spent before the planned end"})
             if main and (step % cfg.run.save_every == 0 or step == stop) and step != end:
                 last = save("last.pt")
+            if deadline is not None and time.time() >= deadline and step < stop and not stop_requested:
+                stop_requested.append(True)  # this window is over: save and return, as after a Ctrl-C
             if world > 1:  # every process must stop at the same step
                 flag = torch.tensor([float(bool(stop_requested))], device=trainer.device)
                 torch.distributed.all_reduce(flag)

@@ -13,7 +13,7 @@ plus carried data, under 64 MiB) and files of under 16 MiB out. So one run is sp
 * ``pack`` writes T91, BSD200, Set5 and Set14 as lossless WebP (about 2/3 of the PNG bytes; every decoded
   pixel is checked against the original) under ``<out>/<Set>/HR``, the layout ``COURSE_DATA_DIR`` expects.
 * ``train`` restores the run folder from ``--state-in`` (if it holds a state), trains with ``course_lib.train``
-  (``resume="auto"``) and stops cleanly after ``--minutes`` (as a Ctrl-C would: ``last.pt`` is saved), then
+  (``resume="auto"``) and stops cleanly after ``--minutes`` (``train(deadline=...)``: ``last.pt`` is saved), then
   writes the state to ``--state-out``: ``last.pt`` split into parts under 15 MiB, ``metrics.jsonl`` and
   ``config.yaml``. The config's ``run.max_minutes`` is the budget of the whole run; its schedule was planned to
   fit it on the first invocation (``course_lib.train.plan_steps``), so the windows add up to one run.
@@ -31,9 +31,7 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -126,17 +124,9 @@ def train_window(args) -> train.TrainResult:
     if args.state_in and restore_state(Path(args.state_in), run_dir):
         print(f"restored {run_dir / 'last.pt'} from {args.state_in}")
     overrides = list(args.override) + [f"run.out_dir={run_dir}"]
-    timer = None
-    if args.minutes:  # a clean stop, as after a Ctrl-C: the trainer finishes the step and saves last.pt
-        timer = threading.Timer(args.minutes * 60, lambda: os.kill(os.getpid(), signal.SIGINT))
-        timer.daemon = True
-        timer.start()
     t = time.time()
-    try:
-        result = train.train(args.config, overrides, resume="auto")
-    finally:
-        if timer is not None:
-            timer.cancel()
+    deadline = t + args.minutes * 60 if args.minutes else None  # a clean stop: the step ends, last.pt is saved
+    result = train.train(args.config, overrides, resume="auto", deadline=deadline)
     print(f"trained to step {result.step} in {time.time() - t:.0f} s; "
           f"{'stopped (resume next window)' if result.interrupted else 'the run is complete'}")
     if args.state_out:

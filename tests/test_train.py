@@ -220,6 +220,16 @@ def test_time_budget_plans_the_schedule_and_resumes_with_the_plan(folders, tmp_p
     assert again.step == result.step
 
 
+def test_deadline_stops_like_a_ctrl_c_and_resume_is_bit_identical(reference_run, folders, tmp_path):
+    import time
+
+    stopped = train.train("diinn-edsr", tiny(folders, tmp_path / "r"), deadline=time.time())
+    assert stopped.interrupted and stopped.step == 1  # the first step ends past the deadline: saved at once
+    resumed = train.train("diinn-edsr", tiny(folders, tmp_path / "r"), resume="auto")
+    assert resumed.step == 12 and not resumed.interrupted
+    assert_same_state(weights(resumed.last), weights(reference_run[0].last))
+
+
 def test_stopped_budget_run_resumes_on_its_planned_schedule(folders, tmp_path):
     o = tiny(folders, tmp_path / "r", **{"run.max_steps": 100000, "run.max_minutes": 0.2, "run.calibrate_steps": 2,
                                          "optim.schedule": "cosine", "val.every": 0})

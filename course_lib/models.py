@@ -31,6 +31,7 @@ from .encoders import ENCODERS, build_encoder
 from .errors import CourseError, check_image_batch, check_scale, check_size
 
 DEFAULT_CHUNK = 32768  # query pixels per decoder call on a GPU: about 0.3 GB of activations for DIINN
+SKIPS = (None, "bicubic", "bilinear")  # SRModel's optional global skip (not in DIINN)
 CPU_CHUNK = 2048  # on a CPU: 2 MB per 256-wide activation, so the decoder's element-wise work stays in cache
 
 
@@ -80,9 +81,11 @@ class SRModel(nn.Module):
     Inputs are RGB in [0, 1]; the model normalises internally. ``config`` is the registry entry that built it.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, config: dict | None = None):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, config: dict | None = None, skip: str | None = None):
         super().__init__()
-        self.encoder, self.decoder = encoder, decoder
+        if skip not in SKIPS:
+            raise CourseError(f"skip must be one of {', '.join(map(str, SKIPS))}, got {skip!r}")
+        self.encoder, self.decoder, self.skip = encoder, decoder, skip
         self.config = dict(config or {})
 
     @staticmethod
@@ -98,9 +101,27 @@ class SRModel(nn.Module):
         check_image_batch(lr, "lr")
         return self.encoder(self.normalize(lr))
 
-    def query(self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        """Decoder output (normalised space, unclamped) at query points: (B, Q, 2) x 2 -> (B, Q, 3)."""
-        return self.decoder(feat, coord, cell)
+    def base(self, lr_normalized: torch.Tensor, coord: torch.Tensor) -> torch.Tensor:
+        """The global skip at query points: the LR image (normalised) interpolated at ``coord`` -> (B, Q, 3).
+
+        ``skip="bicubic"`` or ``"bilinear"`` (``F.grid_sample``, border padding, pixel centres: on a full grid this
+        is ``F.interpolate``'s upsampling). The decoder then learns only the residual, as LTE and later INR-SR models
+        do. Not in DIINN (the default ``skip=None`` is the authors' model). Notebook: 06_training."""
+        grid = coord.flip(-1).unsqueeze(1).to(lr_normalized.dtype)  # (B, 1, Q, 2) as (x, y)
+        out = F.grid_sample(lr_normalized, grid, mode=self.skip, padding_mode="border", align_corners=False)
+        return out[:, :, 0].transpose(1, 2)
+
+    def query(self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor, lr=None) -> torch.Tensor:
+        """Decoder output (normalised space, unclamped) at query points: (B, Q, 2) x 2 -> (B, Q, 3).
+
+        A model with a global skip also needs ``lr``, the normalised LR image (B, 3, h, w)."""
+        pred = self.decoder(feat, coord, cell)
+        if self.skip is None:
+            return pred
+        if lr is None:
+            raise CourseError("this model adds a skip from the LR image: call query(feat, coord, cell, lr=...) "
+                              "with the normalised LR image")
+        return pred + self.base(lr, coord).to(pred.dtype)
 
     def predict(self, lr: torch.Tensor, size) -> torch.Tensor:
         """Every pixel of an (H, W) output in normalised space, unclamped, differentiable: (B, 3, H, W).
@@ -112,7 +133,7 @@ class SRModel(nn.Module):
         b = lr.shape[0]
         coord = grid_chunk((H, W), 0, H * W, lr.device, torch.float64).expand(b, -1, -1)
         cell = make_cell((H, W), (b, H * W), lr.device)
-        return self.query(feat, coord, cell).transpose(1, 2).reshape(b, 3, H, W)
+        return self.query(feat, coord, cell, lr=self.normalize(lr)).transpose(1, 2).reshape(b, 3, H, W)
 
     def forward(self, lr: torch.Tensor, size) -> torch.Tensor:
         """SR image in [0, 1] (clamped) of size (H, W)."""
@@ -152,6 +173,8 @@ class SRModel(nn.Module):
                 coord = grid_chunk((H, W), start, stop, lr.device, torch.float64).expand(b, -1, -1)
                 cell = make_cell((H, W), (b, stop - start), lr.device)
                 pred = self.decoder.query(state, coord, cell)
+                if self.skip is not None:
+                    pred = pred + self.base(self.normalize(lr), coord).to(pred.dtype)
                 out[:, :, start:stop] = self.denormalize(pred.float()).clamp(0, 1).transpose(1, 2)
                 chunks = -(-n // chunk)
                 if k == 0 and chunks > 1 and progress is not False:
@@ -206,14 +229,17 @@ def register(name: str):
 
 
 @register("diinn")
-def build_diinn(encoder: str = "rdn", variant: str = "f", scale_mode: str = "area") -> SRModel:
-    """DIINN: an encoder + the modulated periodic decoder; ``variant`` "a".."f" is Table 5's row (f = final)."""
+def build_diinn(encoder: str = "rdn", variant: str = "f", scale_mode: str = "area", skip: str | None = None) -> SRModel:
+    """DIINN: an encoder + the modulated periodic decoder; ``variant`` "a".."f" is Table 5's row (f = final).
+
+    ``skip="bicubic"`` (or ``"bilinear"``) adds the interpolated LR image to the decoder's output, so the network
+    learns only the residual (:meth:`SRModel.base`; not the authors' model, off by default)."""
     if variant not in VARIANTS:
         raise CourseError(f"unknown DIINN variant {variant!r}; choose one of: {', '.join(VARIANTS)} (f = final model)")
     enc = build_encoder(encoder)
     mod_input, pos_init = VARIANTS[variant]
     dec = DIINNDecoder(in_dim=9 * enc.out_dim, mod_input=mod_input, pos_init=pos_init, scale_mode=scale_mode)
-    return SRModel(enc, dec)
+    return SRModel(enc, dec, skip=skip)
 
 
 @register("bicubic")
@@ -237,6 +263,7 @@ def build(name: str, **kwargs) -> nn.Module:
     if "encoder" in kwargs and kwargs["encoder"] not in ENCODERS:
         raise CourseError(f"unknown encoder {kwargs['encoder']!r}; choose one of: {', '.join(ENCODERS)}")
     config = {"name": name, **{k: p.default for k, p in params.items()}, **kwargs}
+    config = {k: v for k, v in config.items() if v is not None}  # options left at None are not recorded
     model = REGISTRY[name](**kwargs)
     model.config = config
     return model

@@ -67,6 +67,7 @@ class ModelConfig:
     encoder: str = "rdn"  # rdn | edsr-baseline | edsr-less
     variant: str = "f"  # Table 5: a..f
     scale_mode: str = "area"  # scale channel: area (authors' code, h*w/(H*W)) | inverse (the paper's 1/s)
+    skip: str | None = None  # null (the authors' model) | bicubic | bilinear: add the upsampled LR, learn the residual
 
 
 @dataclass
@@ -437,7 +438,7 @@ class Objective(nn.Module):
                       for lr, hr in batch]
             return torch.stack(losses).mean()
         feat = m.encoder(m.normalize(batch["lr"]))
-        pred = m.query(feat, batch["coord"], batch["cell"])
+        pred = m.query(feat, batch["coord"], batch["cell"], lr=m.normalize(batch["lr"]))
         return F.l1_loss(pred.float(), m.normalize(batch["gt"]).float())
 
 
@@ -608,7 +609,8 @@ def build_model(mc: ModelConfig) -> nn.Module:
         known = ", ".join(sorted(models.REGISTRY))
         raise CourseError(f"unknown model.name {mc.name!r}; choose one of: {known}")
     params = inspect.signature(models.REGISTRY[mc.name]).parameters
-    kwargs = {k: getattr(mc, k) for k in ("encoder", "variant", "scale_mode") if k in params}
+    kwargs = {k: getattr(mc, k) for k in ("encoder", "variant", "scale_mode", "skip")
+              if k in params and getattr(mc, k) is not None}
     model = models.build(mc.name, **kwargs)
     if not any(p.requires_grad for p in model.parameters()):
         raise CourseError(f"model {mc.name!r} has no trainable parameters; train e.g. model.name=diinn")

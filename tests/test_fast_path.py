@@ -104,3 +104,43 @@ def test_upscale_progress_bar(capsys):
     model.upscale(lr, size=(40, 40), chunk_size=100, progress=False)
     model.upscale(lr, size=(40, 40), chunk_size=100)  # auto: a fast upscale shows nothing
     assert "upscale to" not in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- the optional global skip (not DIINN's)
+def test_bicubic_skip_with_a_silent_decoder_is_bicubic_upsampling():
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = models.build("diinn", encoder="edsr-less", skip="bicubic").eval()
+    assert model.config["skip"] == "bicubic" and "skip" not in models.build("diinn", encoder="edsr-less").config
+    torch.nn.init.zeros_(model.decoder.last_layer.weight)
+    torch.nn.init.zeros_(model.decoder.last_layer.bias)
+    lr = torch.rand(2, 3, 9, 11)
+    for size in [(18, 22), (25, 31)]:  # x2 and a non-integer scale
+        oracle = F.interpolate(lr, size=size, mode="bicubic", align_corners=False)
+        with torch.no_grad():
+            torch.testing.assert_close(model.denormalize(model.predict(lr, size)), oracle, rtol=0, atol=1e-5)
+            torch.testing.assert_close(model.upscale(lr, size=size, chunk_size=37), oracle.clamp(0, 1), rtol=0,
+                                       atol=1e-5)
+
+
+def test_skip_adds_exactly_the_interpolated_lr_and_is_saved_with_the_model(tmp_path):
+    torch.manual_seed(0)
+    plain = models.build("diinn", encoder="edsr-less").eval()
+    skip = models.build("diinn", encoder="edsr-less", skip="bilinear").eval()
+    skip.load_state_dict(plain.state_dict())
+    lr = torch.rand(1, 3, 6, 7)
+    with torch.no_grad():
+        import torch.nn.functional as F
+
+        diff = skip.predict(lr, (12, 14)) - plain.predict(lr, (12, 14))
+        torch.testing.assert_close(diff, F.interpolate(plain.normalize(lr), size=(12, 14), mode="bilinear",
+                                                       align_corners=False), rtol=0, atol=1e-5)
+        feat = skip.encode(lr)
+        coord = grid_chunk((12, 14), 0, 168, lr.device, torch.float64)[None]
+        with pytest.raises(Exception, match="lr="):
+            skip.query(feat, coord, make_cell((12, 14), (1, 168), lr.device))
+    loaded = models.load(models.save(skip, tmp_path / "s.pt"))
+    assert loaded.skip == "bilinear" and loaded.config == skip.config
+    with pytest.raises(Exception, match="skip must be one of"):
+        models.build("diinn", encoder="edsr-less", skip="lanczos")

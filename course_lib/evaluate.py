@@ -14,6 +14,7 @@ Command line: ``python -m course_lib evaluate --model bicubic --datasets Set5 Se
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import time
@@ -80,6 +81,8 @@ def super_resolve(model, protocol: metrics.Protocol, lr_u8: torch.Tensor, size, 
     if grey:
         lr = lr.expand(3, -1, -1)
     kwargs = {} if chunk_size is None else {"chunk_size": int(chunk_size)}
+    if "progress" in inspect.signature(model.upscale).parameters:
+        kwargs["progress"] = False  # the runner shows its own bar over images
     sr = model.upscale(lr[None].to(device), size=tuple(int(v) for v in size), **kwargs)[0].float()
     return sr.mean(0, keepdim=True) if grey else sr
 

@@ -674,7 +674,7 @@ class Validator:
         scores: dict[str, list[float]] = {}
         try:
             for label, s, lr, hr in self.pairs:
-                sr = model.upscale(lr.to(device), size=tuple(hr.shape[-2:])).float().cpu()
+                sr = model.upscale(lr.to(device), size=tuple(hr.shape[-2:]), progress=False).float().cpu()
                 scores.setdefault(label, []).append(metrics.psnr(sr, hr, self.protocol.name, scale=s))
         finally:
             model.train(was_training)

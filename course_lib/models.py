@@ -163,10 +163,11 @@ class SRModel(nn.Module):
         _check_fits(lr.shape[0], (H, W), lr.device)
         b, n = lr.shape[0], H * W
         dtype = autocast_dtype("auto" if amp else "off", lr.device)
-        bar = None
+        bar, chunks = None, -(-n // chunk)
         with torch.autocast(lr.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             state = self.decoder.prepare(self.encode(lr))
             out = torch.empty(b, 3, n, device=lr.device, dtype=lr.dtype)
+            lr_normalized = self.normalize(lr) if self.skip is not None else None
             t0 = time.perf_counter()
             for k, start in enumerate(range(0, n, chunk)):
                 stop = min(start + chunk, n)
@@ -174,9 +175,8 @@ class SRModel(nn.Module):
                 cell = make_cell((H, W), (b, stop - start), lr.device)
                 pred = self.decoder.query(state, coord, cell)
                 if self.skip is not None:
-                    pred = pred + self.base(self.normalize(lr), coord).to(pred.dtype)
+                    pred = pred + self.base(lr_normalized, coord).to(pred.dtype)
                 out[:, :, start:stop] = self.denormalize(pred.float()).clamp(0, 1).transpose(1, 2)
-                chunks = -(-n // chunk)
                 if k == 0 and chunks > 1 and progress is not False:
                     if lr.device.type == "cuda":
                         torch.cuda.synchronize(lr.device)

@@ -36,7 +36,7 @@ def cpu_flags() -> frozenset:
 
 def cpu_has_native_bf16() -> bool:
     """True when the CPU computes in bf16 natively (AVX512-BF16 or AMX on x86). Notebook: 06_training."""
-    return bool(NATIVE_BF16_FLAGS and set(NATIVE_BF16_FLAGS) & cpu_flags())
+    return bool(set(NATIVE_BF16_FLAGS) & cpu_flags())
 
 
 def autocast_dtype(mode: str, device) -> torch.dtype | None:

@@ -8,8 +8,14 @@ Used by every lesson (notebooks/00 ... 11). Four ideas:
   table in README.md.
 * :func:`setup` picks the device (CUDA when present, else CPU), seeds the generators and prints versions;
   :func:`expected_runtime` states a lesson's run time and warns when a full-size run has no GPU.
-* :func:`cmp` compares a student's answer with the library's and prints ``exact`` / ``close`` / ``WRONG``;
-  :func:`solution` prints the source of a worked solution (hidden until asked for).
+* :func:`cmp` compares a student's answer with the library's and prints ``exact`` / ``close`` / ``WRONG``
+  (naming the entries that differ and their expected values); :func:`solution` prints the source of a worked
+  solution (hidden until asked for). :func:`exercise` wraps a student's exercise function.
+* **Strict mode** (:func:`strict`): under CI or papermill a failed :func:`cmp` raises :class:`CheckFailed`, so the
+  notebook run fails; and an exercise left as committed (its function returns None) is answered by the stored
+  solution (:data:`SOLUTIONS`), so its check still runs. A student in Jupyter gets the printed line and goes on.
+  Strict is on with ``COURSE_STRICT=1``, off with ``COURSE_STRICT=0``, and otherwise on exactly when the kernel
+  was started by nbclient (papermill, ``jupyter nbconvert --execute``): see :func:`batch_kernel`.
 * :func:`slider` is an ``ipywidgets`` slider that degrades to one call with the default values when there is
   no frontend (papermill, CI, ``COURSE_HEADLESS=1``), so lessons with widgets still run headless.
 """
@@ -21,6 +27,7 @@ import math
 import os
 import platform
 import random
+import re
 import sys
 
 import numpy as np
@@ -69,9 +76,10 @@ def setup_cell_source() -> str:
     """The first cell of every lesson, generated from ``REPO_URL`` (written by ``scripts/nbtools.py sync``).
 
     In Colab (``google.colab`` loaded) and without ``course_lib`` it installs the course with ``--no-deps``
-    (so Colab's own torch stays) plus only the light dependencies that are missing. In a clone without an
-    install it adds the repository to ``sys.path``. Everywhere it then calls :func:`setup`. It never mounts
-    Drive.
+    (so Colab's own torch stays) plus only the light dependencies that are missing; when that install fails it
+    prints the two ways forward (a clone with ``pip install -e .``, or uploading ``course_lib/``) and ends with one
+    ``ModuleNotFoundError`` line. In a clone without an install it adds the repository to ``sys.path``. Everywhere
+    it then calls :func:`setup`. It never mounts Drive.
     """
     return f'''# Setup: run this cell first. It is the same in every lesson (scripts/nbtools.py writes it).
 # Colab: installs the course from GitHub with --no-deps, so Colab's own torch is kept. Never mounts Drive.
@@ -83,11 +91,18 @@ import sys
 if importlib.util.find_spec("course_lib") is None:
     if "google.colab" in sys.modules:
         pip = [sys.executable, "-m", "pip", "install", "-q"]
-        subprocess.check_call(pip + ["--no-deps", "{install_spec()}"])
         light = {_light_deps_source()}
-        missing = [name for module, name in light.items() if importlib.util.find_spec(module) is None]
-        if missing:
-            subprocess.check_call(pip + missing)
+        try:
+            subprocess.check_call(pip + ["--no-deps", "{install_spec()}"])
+            missing = [name for module, name in light.items() if importlib.util.find_spec(module) is None]
+            if missing:
+                subprocess.check_call(pip + missing)
+        except subprocess.CalledProcessError as err:
+            print(f"Installing the course failed (pip exit status {{err.returncode}}, see above). Two ways on:\\n"
+                  "  1. clone {REPO_URL}\\n"
+                  "     and run `pip install -e .` in the clone, then open the lesson there;\\n"
+                  "  2. or upload the repository's course_lib/ folder to this runtime (Files panel) and rerun.")
+            raise ModuleNotFoundError("course_lib could not be installed; see the two ways forward above") from None
         importlib.invalidate_caches()
     elif os.path.isdir(os.path.join("..", "course_lib")):
         sys.path.insert(0, os.path.abspath(".."))  # a clone of the repository without `pip install -e .`
@@ -123,8 +138,7 @@ def setup(seed: int | None = 0, verbose: bool = True) -> torch.device:
         if dev.type == "cuda":
             print(f"device: cuda ({torch.cuda.get_device_name(0)})")
         else:
-            print(f"device: cpu ({torch.get_num_threads()} threads); no GPU found. Each lesson states its "
-                  "CPU time; in Colab pick Runtime > Change runtime type > GPU for the long ones.")
+            print(f"device: cpu ({torch.get_num_threads()} threads)")
     return dev
 
 
@@ -133,23 +147,87 @@ def device() -> torch.device:
     return _STATE["device"] if _STATE["device"] is not None else setup(seed=None, verbose=False)
 
 
-def expected_runtime(smoke: bool, cpu: str, gpu: str) -> None:
-    """Print a lesson's expected run time; warn loudly when a full-size run (``smoke`` False) has no GPU.
+LONG_CPU_S = 120  # a lesson whose default run takes at least this long on CPU warns when there is no GPU
 
-    ``cpu`` and ``gpu`` are the measured times at the default size, e.g. ``"4 min (2 cores)"`` (all lessons).
+
+def runtime_seconds(text: str) -> float | None:
+    """Seconds of a stated run time that starts with a number and a unit: ``"175 s (2 cores)"`` -> 175.0,
+    ``"1.5 min"`` -> 90.0, ``"2 h"`` -> 7200.0; None when it does not start that way (all lessons)."""
+    match = re.match(r"\s*(?:about\s+)?(\d+(?:\.\d+)?)\s*(s|sec|seconds?|min|minutes?|h|hours?)\b", text)
+    if not match:
+        return None
+    unit = match.group(2)
+    return float(match.group(1)) * (3600 if unit.startswith("h") else 60 if unit.startswith("min") else 1)
+
+
+def expected_runtime(smoke: bool, cpu: str, gpu: str) -> None:
+    """Print a lesson's expected run time; at smoke size, a one-line banner that its numbers mean nothing.
+
+    ``cpu`` and ``gpu`` are the measured times at the default size, each starting with a number and a unit, e.g.
+    ``"4 min (2 cores)"`` (:func:`runtime_seconds`). Without a GPU, a full-size run (``smoke`` False) whose CPU time
+    is at least ``LONG_CPU_S`` seconds warns; short lessons do not (all lessons).
     """
     if smoke:
-        print(f"SMOKE = True: tiny sizes, under a minute anywhere (the full run takes {cpu} on CPU, "
-              f"{gpu} on a GPU).")
+        print(f"SMOKE = True: tiny sizes, so the numbers and figures below are NOT meaningful and may contradict "
+              f"the text (the full run takes {cpu} on CPU, {gpu} on a GPU).")
         return
     print(f"Full-size run: about {cpu} on CPU, {gpu} on a GPU.")
-    if device().type != "cuda":
+    seconds = runtime_seconds(cpu)
+    if device().type != "cuda" and (seconds is None or seconds >= LONG_CPU_S):
         print(f"WARNING: no GPU, so this run takes about {cpu}. Set SMOKE = True in the parameters cell "
               "for a quick pass, or (Colab) Runtime > Change runtime type > GPU.")
 
 
 # ----------------------------------------------------------------------------------------------------
-# Self-checks.
+# Self-checks, and strict mode (CI / papermill).
+
+_YES, _NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+class CheckFailed(AssertionError):
+    """A lesson self-check failed in strict mode (CI / papermill): the notebook run stops here (all lessons)."""
+
+
+def _env_flag(name: str) -> bool | None:
+    value = os.environ.get(name, "").strip().lower()
+    return True if value in _YES else False if value in _NO else None
+
+
+def batch_kernel() -> bool:
+    """True in a kernel started by nbclient, i.e. by papermill or ``jupyter nbconvert --execute`` (all lessons).
+
+    nbclient starts every IPython kernel with ``--HistoryManager.hist_file=:memory:``; a kernel started by Jupyter
+    (Lab, Notebook) keeps its history in a file. As a second sign, the kernel's parent process is ``papermill``
+    (the command line). Never True in Colab (always a person at a browser) or outside a kernel.
+    """
+    if "google.colab" in sys.modules:
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return False
+    history = getattr(shell, "history_manager", None)
+    if history is not None and str(getattr(history, "hist_file", "")) == ":memory:":
+        return True
+    try:
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
+            return b"papermill" in f.read()
+    except OSError:
+        return False
+
+
+def strict() -> bool:
+    """Whether self-checks are enforced: ``COURSE_STRICT=1`` / ``0`` decide, else :func:`batch_kernel` (all lessons).
+
+    Strict: a failed :func:`cmp` raises :class:`CheckFailed` and :func:`exercise` answers an unfinished exercise
+    with its stored solution. Not strict (a student in Jupyter or Colab): ``cmp`` prints its line and returns False.
+    """
+    flag = _env_flag("COURSE_STRICT")
+    return flag if flag is not None else batch_kernel()
+
 
 def _as_array(x):
     if isinstance(x, torch.Tensor):
@@ -162,35 +240,140 @@ def _as_array(x):
     raise CourseError(f"cmp compares tensors, arrays, numbers or lists, got {type(x).__name__}")
 
 
-def cmp(name: str, mine, reference, atol: float = 1e-6, rtol: float = 1e-5) -> bool:
-    """Compare your answer with the reference and print one line; return True when they agree (all lessons).
+def _kind(x, arr) -> str:
+    """'b' (bool), 'i' (integer) or 'f' (float, complex) of the value as given (a float tensor stays 'f')."""
+    if isinstance(x, torch.Tensor):
+        return "b" if x.dtype == torch.bool else "f" if x.is_floating_point() or x.is_complex() else "i"
+    return {"b": "b", "i": "i", "u": "i"}.get(arr.dtype.kind, "f")
 
-    ``name: exact`` (identical), ``name: close (max diff ...)`` (within ``atol + rtol * |reference|``),
-    ``name: WRONG (max diff ..., shapes ...)``, or ``name: not done yet`` when ``mine`` is None (an exercise
-    left as it was committed). Handles torch tensors, numpy arrays, numbers and lists; NaNs match NaNs.
-    """
+
+def _dtype_name(x, arr) -> str:
+    return str(x.dtype).removeprefix("torch.") if isinstance(x, (torch.Tensor, np.ndarray)) else str(arr.dtype)
+
+
+def _fmt(v) -> str:
+    return f"{v:.6g}" if isinstance(v, (float, np.floating)) else str(v)
+
+
+def _differences(a, b, bad, limit: int = 4) -> str:
+    """'[1] yours 2, expected 2.5; ...' for the first ``limit`` positions where ``bad`` is True."""
+    where = np.argwhere(bad)
+    parts = []
+    for idx in where[:limit]:
+        idx = tuple(int(i) for i in idx)
+        label = "" if not idx else "[" + ", ".join(map(str, idx)) + "] "
+        parts.append(f"{label}yours {_fmt(a[idx].item())}, expected {_fmt(b[idx].item())}")
+    more = f"; ... ({len(where) - limit} more)" if len(where) > limit else ""
+    return "; ".join(parts) + more
+
+
+def _verdict(name: str, mine, reference, atol: float, rtol: float) -> tuple[bool, str]:
     if mine is None:
-        print(f"{name}: not done yet (your answer is None)")
-        return False
+        return False, f"{name}: not done yet (your answer is None)"
     a, b = _as_array(mine), _as_array(reference)
     if a.shape != b.shape:
-        print(f"{name}: WRONG (shapes {tuple(a.shape)} vs reference {tuple(b.shape)})")
-        return False
-    if a.size == 0 or np.array_equal(a, b, equal_nan=a.dtype.kind == "f" and b.dtype.kind == "f"):
-        print(f"{name}: exact")
-        return True
-    if a.dtype.kind == "b" or b.dtype.kind == "b":
-        print(f"{name}: WRONG ({int(np.sum(a != b))} of {a.size} entries differ, shapes {tuple(a.shape)})")
-        return False
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    both_nan = np.isnan(a) & np.isnan(b)
-    diff = np.where(both_nan, 0.0, np.abs(a - b))
-    max_diff = float(np.max(np.where(np.isnan(diff), np.inf, diff)))
-    if np.allclose(a, b, atol=atol, rtol=rtol, equal_nan=True):
-        print(f"{name}: close (max diff {max_diff:.3g})")
-        return True
-    print(f"{name}: WRONG (max diff {max_diff:.3g}, shapes {tuple(a.shape)})")
-    return False
+        return False, f"{name}: WRONG (shapes {tuple(a.shape)} vs reference {tuple(b.shape)})"
+    kind_a, kind_b = _kind(mine, a), _kind(reference, b)
+    if kind_b in "bi" and kind_a != kind_b:  # a float answer is not an index, a 0/1 integer is not a mask
+        what = {"b": "booleans", "i": "integers"}[kind_b]
+        return False, (f"{name}: WRONG dtype: yours is {_dtype_name(mine, a)}, the reference is "
+                       f"{_dtype_name(reference, b)} ({what}); "
+                       + ("the values agree, convert with .long() or use integer arithmetic (//)"
+                          if kind_b == "i" and a.size and np.array_equal(a, b) else "compare the values too"))
+    if a.size == 0 or np.array_equal(a, b, equal_nan=kind_a == "f" and kind_b == "f"):
+        return True, f"{name}: exact"
+    if kind_a == "b" or kind_b == "b":
+        bad = a != b
+        return False, (f"{name}: WRONG ({int(bad.sum())} of {a.size} entries differ, shapes {tuple(a.shape)}): "
+                       + _differences(a, b, bad))
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    both_nan = np.isnan(a64) & np.isnan(b64)
+    diff = np.where(both_nan, 0.0, np.abs(a64 - b64))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    max_diff = float(np.max(diff))
+    bad = diff > atol + rtol * np.abs(np.nan_to_num(b64, nan=0.0))
+    if not bad.any():
+        return True, f"{name}: close (max diff {max_diff:.3g})"
+    return False, (f"{name}: WRONG (max diff {max_diff:.3g}, {int(bad.sum())} of {a.size} entries differ, "
+                   f"shapes {tuple(a.shape)}): " + _differences(a, b, bad))
+
+
+class Verdict:
+    """What :func:`cmp` returns: true when the check passed, equal to True / False (all lessons).
+
+    A notebook shows nothing for it when a cell ends with ``nb.cmp(...)`` (the printed line already says it all);
+    ``repr`` is ``True`` / ``False``.
+    """
+
+    __slots__ = ("ok", "line")
+
+    def __init__(self, ok: bool, line: str):
+        self.ok, self.line = bool(ok), line
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __eq__(self, other) -> bool:
+        return self.ok == bool(other) if isinstance(other, (bool, Verdict)) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.ok)
+
+    def __repr__(self) -> str:
+        return repr(self.ok)
+
+    def _ipython_display_(self) -> None:  # IPython calls this instead of printing the repr: show nothing
+        pass
+
+
+def cmp(name: str, mine, reference, atol: float = 1e-6, rtol: float = 1e-5) -> Verdict:
+    """Compare your answer with the reference and print one line; return True when they agree (all lessons).
+
+    ``name: exact`` (identical), ``name: close (max diff ...)`` (every entry within ``atol + rtol * |reference|``),
+    ``name: WRONG (...)`` naming how many entries differ and the first few with your value and the expected one,
+    ``name: WRONG dtype`` when the reference holds integers (or booleans) and your answer does not (a float is not
+    an index, even with equal values), or ``name: not done yet`` when ``mine`` is None (an exercise left as it was
+    committed). Handles torch tensors, numpy arrays, numbers and lists; NaNs match NaNs.
+
+    In strict mode (:func:`strict`: CI, papermill) anything but exact/close raises :class:`CheckFailed` with the
+    same line, so a lesson whose self-check fails does not pass its test. Returns a :class:`Verdict` (truthy when
+    the check passed), which a notebook cell does not echo.
+    """
+    ok, line = _verdict(name, mine, reference, atol, rtol)
+    print(line)
+    if not ok and strict():
+        raise CheckFailed(f"self-check failed (strict mode, COURSE_STRICT=0 to only print): {line}")
+    return Verdict(ok, line)
+
+
+def exercise(lesson: str, name: str, fn):
+    """Wrap a student's exercise function: ``my_psnr = nb.exercise("00", "psnr", my_psnr)`` (all lessons).
+
+    The wrapper calls ``fn``. When ``fn`` returns None (the exercise as committed: ``return None  # your code
+    here``) and strict mode is on (:func:`strict`: CI, papermill), it calls the stored solution
+    ``SOLUTIONS[(lesson, name)]`` instead and says so once, so the check cell after it runs for real. For a
+    student (not strict) None stays None and :func:`cmp` prints "not done yet".
+    """
+    key = (str(lesson).zfill(2), name)
+    if key not in SOLUTIONS:
+        known = sorted(n for les, n in SOLUTIONS if les == key[0])
+        raise CourseError(f"no solution {name!r} for lesson {key[0]}; known: {', '.join(known) or 'none'}")
+    announced = []
+
+    def wrapped(*args, **kwargs):
+        result = fn(*args, **kwargs)
+        if result is None and strict():
+            if not announced:
+                print(f"(strict mode: exercise {name!r} is not done, so the stored solution answers; "
+                      f"see nb.solution({key[0]!r}, {name!r}))")
+                announced.append(True)
+            result = SOLUTIONS[key](*args, **kwargs)
+        return result
+
+    wrapped.__name__ = getattr(fn, "__name__", name)
+    wrapped.__doc__ = getattr(fn, "__doc__", None)
+    wrapped.__wrapped__ = fn
+    return wrapped
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -218,9 +401,12 @@ def _sol_02_positional_encoding(v, num_frequencies):
     return torch.cat(parts, dim=-1)
 
 
-def _sol_02_siren_bound(fan_in, w0, is_first):
-    """Lesson 02: half-width c of SIREN's uniform init U(-c, c)."""
-    return 1 / fan_in if is_first else math.sqrt(6 / fan_in) / w0
+def _sol_02_preactivation_std(fan_in, w0, c):
+    """Lesson 02: std of w0 * (W x) for W ~ U(-c, c) and fan_in inputs x of variance 1/2 (arcsine on [-1, 1]).
+
+    Each of the fan_in products W_j x_j has variance E[W^2] E[x^2] = (c^2 / 3) (1 / 2); they are independent, so
+    the sum has variance fan_in c^2 / 6, and multiplying by w0 multiplies the std by w0."""
+    return w0 * c * math.sqrt(fan_in / 6)
 
 
 def _sol_03_unfold3x3(feat):
@@ -281,23 +467,70 @@ def _sol_00_rgb_to_y(img):
     return torch.floor(y + 0.5).clamp(0, 255)  # round half up, as MATLAB rounds these positive values
 
 
+def _sol_07_checkerboard_psnr(mse, amplitude):
+    """Lesson 07: PSNR (dB, range 1) after adding a +-amplitude/255 checkerboard (no clamping) to an SR image.
+
+    The new error is e + c with c = +-a/255 at every pixel: mean((e + c)^2) = mse + 2 mean(e c) + (a/255)^2. The
+    checkerboard flips sign from pixel to pixel, so mean(e c) is about 0 for any error without that pattern."""
+    return -10 * math.log10(mse + (amplitude / 255) ** 2)
+
+
+def _sol_07_images_needed(sd, gap):
+    """Lesson 07: images k so that a 95 % normal interval of a mean paired difference is +- gap at most.
+
+    The mean of k differences with standard deviation sd has standard error sd / sqrt(k); 1.96 sd / sqrt(k) <= gap
+    gives k >= (1.96 sd / gap)^2 (1.96 = the 97.5 % normal quantile)."""
+    z = 1.959963984540054  # statistics.NormalDist().inv_cdf(0.975)
+    return max(1, math.ceil((z * sd / gap) ** 2 - 1e-9))
+
+
+def _sol_05_edsr_params(n_resblocks, n_feats):
+    """Lesson 05: parameters of EDSR without upsampler: head 3 -> C, n_resblocks blocks of two C -> C convolutions,
+    the body's tail C -> C, all 3x3. A k x k convolution from c_in to c_out: c_in c_out k^2 weights, c_out biases."""
+    def conv(c_in, c_out):
+        return c_in * c_out * 9 + c_out
+
+    return conv(3, n_feats) + 2 * n_resblocks * conv(n_feats, n_feats) + conv(n_feats, n_feats)
+
+
+def _sol_05_receptive_field(kind, n_blocks, n_layers):
+    """Lesson 05: receptive field side (LR pixels) of "edsr" or "rdn": 1 + 2 x (3x3 convolutions on the longest path).
+
+    EDSR: the head, two per residual block, the body's tail. RDN: SFE1, SFE2, n_layers chained dense layers per block
+    (each reads every earlier one; the 1x1 fusion widens nothing) and GFF's 3x3 after its 1x1. Skips are shorter."""
+    chain = 2 + 2 * n_blocks if kind == "edsr" else 3 + n_blocks * n_layers
+    return 1 + 2 * chain
+
+
+def _sol_05_encoder_share(enc_macs, dec_macs, scale):
+    """Lesson 05: share of an x scale upscale's multiply-adds spent in the encoder (the decoder's reference path).
+
+    Per LR pixel the encoder costs enc_macs once; the decoder runs once per HR pixel, scale^2 of them per LR pixel."""
+    return enc_macs / (enc_macs + scale**2 * dec_macs)
+
+
 SOLUTIONS = {
     ("00", "psnr"): _sol_00_psnr,
     ("00", "rgb_to_y"): _sol_00_rgb_to_y,
     ("01", "nearest_index"): _sol_01_nearest_index,
     ("01", "local_coord"): _sol_01_local_coord,
     ("02", "positional_encoding"): _sol_02_positional_encoding,
-    ("02", "siren_bound"): _sol_02_siren_bound,
+    ("02", "preactivation_std"): _sol_02_preactivation_std,
     ("03", "unfold3x3"): _sol_03_unfold3x3,
     ("03", "query_nearest"): _sol_03_query_nearest,
     ("04", "first_layer"): _sol_04_first_layer,
     ("04", "decoder_params"): _sol_04_decoder_params,
     ("04", "k_as_conv"): _sol_04_k_as_conv,
+    ("05", "edsr_params"): _sol_05_edsr_params,
+    ("05", "receptive_field"): _sol_05_receptive_field,
+    ("05", "encoder_share"): _sol_05_encoder_share,
+    ("07", "checkerboard_psnr"): _sol_07_checkerboard_psnr,
+    ("07", "images_needed"): _sol_07_images_needed,
 }
 
 
 def solution(lesson: str, name: str) -> None:
-    """Print the worked solution of an exercise, e.g. ``solution("02", "siren_bound")``.
+    """Print the worked solution of an exercise, e.g. ``solution("02", "preactivation_std")``.
 
     Solutions stay hidden until asked for; each is tested against the library (all lessons).
     """
@@ -313,8 +546,11 @@ def solution(lesson: str, name: str) -> None:
 # Widgets that also run headless, and a figure helper.
 
 def is_headless() -> bool:
-    """True without a frontend: ``COURSE_HEADLESS=1``, plain python or no ipywidgets (all lessons)."""
-    if os.environ.get("COURSE_HEADLESS", "").lower() in ("1", "true", "yes"):
+    """True when no person sees widgets (all lessons): ``COURSE_HEADLESS=1``; else (unless ``COURSE_HEADLESS=0``)
+    plain python, no ipywidgets, or a kernel started by nbclient, i.e. papermill / nbconvert (:func:`batch_kernel`).
+    """
+    flag = _env_flag("COURSE_HEADLESS")
+    if flag:
         return True
     try:
         from IPython import get_ipython
@@ -323,7 +559,9 @@ def is_headless() -> bool:
         import ipywidgets  # noqa: F401
     except ImportError:
         return True
-    return shell is None or not hasattr(shell, "kernel")
+    if shell is None or not hasattr(shell, "kernel"):
+        return True
+    return flag is None and batch_kernel()
 
 
 def slider(fn, **ranges):
@@ -331,7 +569,8 @@ def slider(fn, **ranges):
 
     Each range is ``(low, high, step)`` or ``(low, high, step, default)``, or a list of choices; the default
     otherwise comes from ``fn``'s signature (else ``low``). Headless (:func:`is_headless`), ``fn`` runs once
-    with the defaults and its result is returned; with a frontend an ``ipywidgets.interact`` panel is shown.
+    with the defaults, so its figure lands in the saved notebook; with a frontend an ``ipywidgets.interact``
+    panel is shown. Returns None either way, so a cell ending in ``nb.slider(...)`` prints nothing more.
     """
     params = inspect.signature(fn).parameters
     defaults, widgets = {}, {}
@@ -353,7 +592,8 @@ def slider(fn, **ranges):
         defaults[key] = default
         widgets[key] = spec
     if is_headless():
-        return fn(**defaults)
+        fn(**defaults)
+        return None
     import ipywidgets
 
     controls = {}
@@ -366,7 +606,8 @@ def slider(fn, **ranges):
         else:
             controls[key] = ipywidgets.FloatSlider(value=defaults[key], min=spec[0], max=spec[1],
                                                    step=spec[2], description=key, continuous_update=False)
-    return ipywidgets.interact(fn, **controls)
+    ipywidgets.interact(fn, **controls)
+    return None
 
 
 def _to_hwc(img):

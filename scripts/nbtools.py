@@ -5,8 +5,9 @@
   ``<!-- lessons:start -->`` and ``<!-- lessons:end -->``; docs/LESSONS.md when README.md has no markers).
 * ``strip`` removes outputs, execution counts and run metadata (papermill, widgets) from committed notebooks.
 * ``check`` reports what tests/test_notebooks.py checks and exits with status 1 on any problem: no outputs,
-  the setup cell first, the right badge, one ``parameters``-tagged cell defining ``SMOKE``, a stated run time,
-  and the lesson table in sync.
+  the setup cell first, the right badge, one ``parameters``-tagged cell defining ``SMOKE``, a stated run time
+  that starts with a number and a unit, every ``# EXERCISE`` cell wrapped with ``nb.exercise`` (the strict-mode
+  convention of notebooks/README.md), and the lesson table in sync.
 
 A lecturer who forks the course changes ``REPO_URL`` / ``REPO_REF`` in course_lib/notebook.py, then runs
 ``sync``.
@@ -194,8 +195,17 @@ def problems(path: Path) -> list[str]:
         found.append(f"{path.name}: needs exactly one cell tagged 'parameters', found {len(tagged)}")
     elif not re.search(r"^SMOKE\s*=\s*False\b", source_of(tagged[0]), re.M):
         found.append(f"{path.name}: the parameters cell must set `SMOKE = False` (the full-size default)")
-    if runtime_of(notebook) is None:
+    runtime = runtime_of(notebook)
+    if runtime is None:
         found.append(f'{path.name}: no `nb.expected_runtime(SMOKE, cpu="...", gpu="...")` call')
+    elif nb.runtime_seconds(runtime[0]) is None:
+        found.append(f'{path.name}: the stated CPU time {runtime[0]!r} must start with a number and a unit '
+                     '("175 s (2 cores)", "4 min")')
+    for i, cell in enumerate(cells):
+        text = source_of(cell)
+        if cell.cell_type == "code" and text.lstrip().startswith("# EXERCISE") and "nb.exercise(" not in text:
+            found.append(f"{path.name}: exercise cell {i} does not wrap its function with nb.exercise(lesson, name, "
+                         "fn) (notebooks/README.md: strict mode)")
     if path.name not in {name for _, name, _ in LESSONS}:
         found.append(f"{path.name}: not in the LESSONS table of scripts/nbtools.py")
     return found

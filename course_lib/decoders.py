@@ -179,7 +179,8 @@ class DIINNDecoder(nn.Module):
 def use_fast_path(module: nn.Module, on: bool = True) -> nn.Module:
     """Switch every DIINN decoder inside ``module`` to the fast path (``on=True``) or the reference (lesson 04).
 
-    The two give the same function (tests: outputs within 1e-5, gradients within 1e-4 relative); variants with
+    The two give the same function (tests: outputs within 2e-4 for random weights under which every input matters,
+    2e-6 for the shipped checkpoints; gradients within 1e-4 relative); variants with
     positional init always run the reference. Returns ``module``."""
     for sub in module.modules():
         if isinstance(sub, DIINNDecoder):

@@ -1,38 +1,42 @@
 """Shared test fixtures.
 
-``data_dir``: the folder of real HR images (``<Set>/HR/*.png`` and ``MANIFEST.tsv``): ``$COURSE_DATA_DIR``
-when set, else ``../shared/data`` next to the repository. Tests that use it are skipped when it is absent,
-so the suite still runs on a machine without the course data.
+``data_dir``: the folder of real HR images (``<Set>/HR/*.png`` and ``MANIFEST.tsv``), found exactly where the library
+looks (``course_lib.data.data_dir()``): ``$COURSE_DATA_DIR`` when set, else ``data/`` in the repository. A test that
+uses it fails when ``$COURSE_DATA_DIR`` is set but holds no Set5 (a wrong path must not pass as "no data"), and is
+skipped, with the reason in pytest's summary, only when the variable is unset and ``data/`` holds no Set5.
 ``course_data``: the same folder, also exported as ``$COURSE_DATA_DIR`` for the test (so library
 lookups such as ``course_lib.data.get_dataset("Set5")`` find it).
+``lively``: a function that gives a model's decoder weights under which its output depends on every input
+(:func:`lively_decoder`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import pytest
+import torch
 
-REPO = Path(__file__).resolve().parents[1]
+from course_lib import data as course_data_module
 
 
 def find_data_dir() -> Path | None:
-    """$COURSE_DATA_DIR, else ../shared/data beside the repository; None when neither exists."""
-    env = os.environ.get("COURSE_DATA_DIR")
-    candidates = [Path(env).expanduser()] if env else []
-    candidates.append(REPO.parent / "shared" / "data")
-    for path in candidates:
-        if path.is_dir():
-            return path.resolve()
-    return None
+    """The library's data root (``$COURSE_DATA_DIR``, else ``<repo>/data``) when it holds Set5/HR, else None."""
+    root = course_data_module.data_dir()
+    return root.resolve() if (root / "Set5" / "HR").is_dir() else None
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     path = find_data_dir()
     if path is None:
-        pytest.skip("course data not found: set COURSE_DATA_DIR to a folder holding <Set>/HR/*.png")
+        env = os.environ.get("COURSE_DATA_DIR")
+        if env:
+            pytest.fail(f"COURSE_DATA_DIR={env} holds no Set5/HR: point it at the course data folder "
+                        "(<Set>/HR/*.png) or unset it", pytrace=False)
+        pytest.skip(f"course data not found: set COURSE_DATA_DIR (or put the sets in {course_data_module.data_dir()})")
     return path
 
 
@@ -40,3 +44,24 @@ def data_dir() -> Path:
 def course_data(data_dir, monkeypatch) -> Path:
     monkeypatch.setenv("COURSE_DATA_DIR", str(data_dir))
     return data_dir
+
+
+def lively_decoder(model, gain: float = 2.0, seed: int = 0):
+    """Redraw every linear weight of ``model.decoder`` as N(0, gain^2 / fan_in) (biases kept); returns ``model``.
+
+    With PyTorch's default init the DIINN decoder barely depends on its position input: each 256-wide layer shrinks
+    the signal, and at the output a change of the scale channel from 1/9 to 1/3 moved the prediction by 3e-7. A test
+    at 1e-5 then cannot see a wrong position, scale or modulation input. With these weights the pre-activations are
+    of unit size and the same change moves the output by 1.8 to 4.7, so a comparison with an oracle tests the
+    whole function."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in model.decoder.modules():
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen) * gain / math.sqrt(layer.in_features))
+    return model
+
+
+@pytest.fixture
+def lively():
+    return lively_decoder

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader
+from torchvision.transforms import InterpolationMode, Resize
 
 from course_lib import data
-from course_lib.degrade import bicubic_aa
 from course_lib.errors import CourseError
 
 
@@ -30,6 +30,11 @@ def folder(tmp_path):
 
 def to_u8(x):
     return (x * 255).round().to(torch.uint8)
+
+
+def tv_bicubic(img_u8, size):
+    """The authors' LR maker, torchvision's antialiased bicubic Resize on uint8 (independent of course_lib)."""
+    return Resize(size, interpolation=InterpolationMode.BICUBIC, antialias=True)(img_u8)
 
 
 def same(a, b):
@@ -60,7 +65,7 @@ def test_multiscale_lr_is_bicubic_aa_of_the_hr_crop(folder):
     plain = data.MultiScalePatches(hr_set, scales=(2, 2.5), patch=8, augment=False, seed=1)
     for i in range(len(plain)):
         for lr, hr in plain[i]:
-            assert torch.equal(to_u8(lr), bicubic_aa(to_u8(hr), (8, 8)))
+            assert torch.equal(to_u8(lr), tv_bicubic(to_u8(hr), (8, 8)))
             crop = to_u8(hr)
             img = hr_set[i]  # the crop really is a window of the image (no substitute needed at these sizes)
             windows = img.unfold(1, crop.shape[1], 1).unfold(2, crop.shape[2], 1)
@@ -68,7 +73,7 @@ def test_multiscale_lr_is_bicubic_aa_of_the_hr_crop(folder):
     flipped = data.MultiScalePatches(hr_set, scales=(2,), patch=8, seed=1)
     for i in range(len(flipped)):  # flips commute with the symmetric resize up to float rounding
         lr, hr = flipped[i][0]
-        assert (to_u8(lr).int() - bicubic_aa(to_u8(hr), (8, 8)).int()).abs().max() <= 1
+        assert (to_u8(lr).int() - tv_bicubic(to_u8(hr), (8, 8)).int()).abs().max() <= 1
 
 
 def test_liif_item(folder):
@@ -81,7 +86,7 @@ def test_liif_item(folder):
         assert crop * crop == q and 12 <= crop <= 20 and item["lr"].shape == (3, 8, 8)
         assert torch.allclose(item["cell"], torch.full((q, 2), 2 / crop))
         hr = item["gt"].t().reshape(3, crop, crop)  # all pixels, row-major
-        assert torch.equal(to_u8(item["lr"]), bicubic_aa(to_u8(hr), (8, 8)))
+        assert torch.equal(to_u8(item["lr"]), tv_bicubic(to_u8(hr), (8, 8)))
         # oracle: nearest grid_sample of the crop at the coordinates gives back gt
         got = F.grid_sample(hr[None], item["coord"].flip(-1)[None, None], mode="nearest", align_corners=False)
         assert torch.equal(got[0, :, 0].t(), item["gt"])
@@ -317,3 +322,26 @@ def test_div2k_archive_download_is_sorted_into_place(isolated, monkeypatch):
     with pytest.raises(CourseError, match="download failed"):
         monkeypatch.setattr(data, "_fetch_archive", lambda *a: (_ for _ in ()).throw(OSError("offline")))
         data.get_dataset("DIV2K-train")  # the valid images do not count for the train split
+
+
+def test_verify_reports_a_corrupted_a_missing_and_an_unknown_file(data_dir, tmp_path):
+    folder = tmp_path / "Set5"
+    shutil.copytree(data_dir / "Set5" / "HR", folder)
+    assert data.verify("Set5", folder) == []
+    raw = bytearray((folder / "bird.png").read_bytes())
+    raw[-20] ^= 0xFF  # one byte of the last chunk flipped: still a file of the same size and name
+    (folder / "bird.png").write_bytes(bytes(raw))
+    (folder / "head.png").unlink()
+    shutil.copy(folder / "baby.png", folder / "extra.png")
+    assert data.verify("Set5", folder) == [f"{folder / 'bird.png'}: sha256 differs", f"{folder / 'head.png'}: missing",
+                                           f"{folder / 'extra.png'}: unknown file (not in the Set5 registry)"]
+
+
+def test_verify_without_known_hashes_still_finds_a_missing_image(data_dir, tmp_path):
+    """T91's registry lists BMP files without a sha256: any image of that name counts, a missing one does not."""
+    folder = tmp_path / "T91"
+    shutil.copytree(data_dir / "T91" / "HR", folder)
+    assert data.verify("T91", folder) == []
+    gone = sorted(folder.iterdir())[0]
+    gone.unlink()
+    assert data.verify("T91", folder) == [f"{folder / gone.stem}.bmp: missing"]

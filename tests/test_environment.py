@@ -8,10 +8,12 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
-tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+try:
+    import tomllib  # Python >= 3.11
+except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli package (pyproject.toml dev extra)
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,3 +68,13 @@ def test_ci_runs_the_readme_commands():
     assert "pytest" in test
     readme = (ROOT / "README.md").read_text()
     assert install in readme and test in readme
+
+
+def test_every_supported_python_gets_a_toml_reader():
+    """tomllib is in the standard library from 3.11; below that the dev extra must install tomli (this file's
+    fallback), or this test module cannot even be imported on the oldest Python that pyproject.toml allows."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    low = tuple(map(int, project["requires-python"].removeprefix(">=").split(".")))
+    dev = [d.replace(" ", "").replace("'", '"') for d in project["optional-dependencies"]["dev"]]
+    if low < (3, 11):
+        assert any(d.startswith("tomli") and d.endswith(';python_version<"3.11"') for d in dev), dev

@@ -45,8 +45,7 @@ def test_paper_protocol_reproduces_table1_bicubic(bicubic_rows, dataset, scale):
     assert row["n_images"] == {"Set5": 5, "Set14": 14}[dataset]
     assert abs(row["psnr"] - psnr) <= 0.01
     assert abs(row["ssim"] - ssim) <= 0.0003
-    if dataset == "Set5":
-        assert abs(row["lr_psnr"] - lr_psnr) <= 0.02
+    assert abs(row["lr_psnr"] - lr_psnr) <= 0.02
 
 
 @pytest.mark.parametrize("dataset", ["Set5", "Set14"])

@@ -17,15 +17,19 @@ def both(model, fn):
 
 @pytest.mark.parametrize("variant", ["b", "d", "f"])
 @pytest.mark.parametrize("lr_size,out_size", [((17, 23), (53, 72)), ((48, 48), (151, 151))])
-def test_fast_equals_reference_outputs(variant, lr_size, out_size):
+def test_fast_equals_reference_outputs(variant, lr_size, out_size, lively):
+    """With lively decoder weights (conftest: outputs of std 0.5-2.3 that depend on every input), the two paths
+    differed by 3e-6 to 4.4e-5 (float32 summation order) in these six cases; the bound is 2e-4. With PyTorch's
+    default init the output barely depends on the position input: a fast path that swapped its row and column
+    passed for variant (b) at 1e-5."""
     torch.manual_seed(0)
-    model = models.build("diinn", encoder="edsr-less", variant=variant).eval()
+    model = lively(models.build("diinn", encoder="edsr-less", variant=variant)).eval()
     assert model.decoder.uses_fast_path
     lr = torch.rand(2, 3, *lr_size)
     with torch.no_grad():
         ref, fast = both(model, lambda m: m.predict(lr, out_size))
     assert ref.shape == fast.shape == (2, 3, *out_size)
-    torch.testing.assert_close(fast, ref, rtol=0, atol=1e-5)
+    torch.testing.assert_close(fast, ref, rtol=0, atol=2e-4)
 
 
 @pytest.mark.parametrize("variant", ["b", "d", "f"])

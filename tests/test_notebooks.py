@@ -23,11 +23,16 @@ NOTEBOOKS = ROOT / "notebooks"
 
 
 def data_root() -> Path | None:
-    """The course data as the library finds it: $COURSE_DATA_DIR, else data/ in the repository (course_lib.data),
-    else ../shared/data beside the checkout (this workspace); None when none holds Set5."""
-    candidates = [Path(os.environ["COURSE_DATA_DIR"]).expanduser()] if os.environ.get("COURSE_DATA_DIR") else []
-    candidates += [ROOT / "data", ROOT.parent / "shared" / "data"]
-    return next((path for path in candidates if (path / "Set5" / "HR").is_dir()), None)
+    """The course data exactly where the library finds it (course_lib.data.data_dir(): $COURSE_DATA_DIR, else data/
+    in the repository); None when that holds no Set5. A COURSE_DATA_DIR that holds no Set5 is an error, never a skip."""
+    from course_lib import data as course_data
+
+    root = course_data.data_dir()
+    if (root / "Set5" / "HR").is_dir():
+        return root.resolve()
+    if os.environ.get("COURSE_DATA_DIR"):
+        raise RuntimeError(f"COURSE_DATA_DIR={root} holds no Set5/HR: point it at the course data or unset it")
+    return None
 
 
 DATA = data_root()

@@ -1,6 +1,6 @@
 """Command line: ``python -m course_lib COMMAND ...``.
 
-Commands: ``upscale``, ``evaluate``, ``train``, ``list-pretrained``. Each lives in the module that
+Commands: ``upscale``, ``evaluate``, ``train``, ``list-pretrained``, ``data``. Each lives in the module that
 owns the idea (``models``, ``evaluate``, ``train``) as a ``cli(argv) -> int`` function; this file only
 dispatches, and prints a :class:`~course_lib.errors.CourseError` as one line (exit status 2).
 """
@@ -17,6 +17,7 @@ COMMANDS = {
     "evaluate": ("course_lib.evaluate", "PSNR / SSIM / LR-PSNR tables (paper or standard protocol)"),
     "train": ("course_lib.train", "train a model from a config file"),
     "list-pretrained": ("course_lib.models", "list the checkpoints shipped with the course"),
+    "data": ("course_lib.data", "list, fetch and verify the datasets (data list | fetch NAME | verify)"),
 }
 
 

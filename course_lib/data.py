@@ -233,22 +233,90 @@ def get_dataset(name: str, download_missing: bool = True, limit: int | None = No
 
 
 def verify(name: str, folder=None) -> list[str]:
-    """Files of a local copy whose sha256 differs from the registry's (missing files count too).
+    """Problems of a local copy: files whose sha256 differs from the registry's, missing files, unknown images.
 
-    Returns the problems as lines (empty: all known hashes match). Notebook: 06_training.
+    A file without a known sha256 (T91's BMPs) only has to be there, in any image format. Images in the folder
+    that the registry does not list are reported as unknown (datasets downloaded as one archive, DIV2K, have no
+    file list: nothing is checked). Returns the problems as lines (empty: all is well). Notebook: 06_training.
     """
     info = dataset_info(name)
     folder = Path(folder) if folder else dataset_folder(name, download_missing=False)
+    listed = info.files()
+    present = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES) \
+        if folder.is_dir() else []
     problems = []
-    for filename, _, sha in info.files():
+    for filename, _, sha in listed:
         path = folder / filename
         if sha is None:
-            continue
-        if not path.is_file():
+            if not any(p.stem == path.stem for p in present):
+                problems.append(f"{path}: missing")
+        elif not path.is_file():
             problems.append(f"{path}: missing")
         elif sha256_file(path) != sha:
             problems.append(f"{path}: sha256 differs")
+    stems = {Path(filename).stem for filename, _, _ in listed}
+    problems += [f"{p}: unknown file (not in the {name} registry)" for p in present if listed and p.stem not in stems]
     return problems
+
+
+def local_copy(name: str) -> Path | None:
+    """The folder holding a local copy of dataset ``name`` (see :func:`dataset_folder`), or None.
+
+    Notebook: 06_training."""
+    info = dataset_info(name)
+    return next((f for f in _local_folders(info) if _has_images(f, info.stems)), None)
+
+
+def cli(argv=None) -> int:
+    """``python -m course_lib data list | fetch NAME... | verify [NAME...]``: the dataset registry on the command line.
+
+    ``list``: every dataset, its local copy (or where it would go) and its source; ``fetch``: download what is not
+    present (nothing to do for a local copy); ``verify``: each file's sha256 against the registry (every present set
+    by default); exit status 1 when a file is missing or differs. Notebook: 06_training.
+    """
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m course_lib data", description="List, fetch and verify the datasets.")
+    sub = p.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="every dataset, its local copy and its source")
+    fetch = sub.add_parser("fetch", help="download datasets that have no local copy")
+    fetch.add_argument("names", nargs="+", metavar="NAME", help=", ".join(DATASETS))
+    check = sub.add_parser("verify", help="check the sha256 of every file of local copies (all present by default)")
+    check.add_argument("names", nargs="*", metavar="NAME")
+    args = p.parse_args(argv)
+    root = data_dir()
+    if args.action == "list":
+        how = "COURSE_DATA_DIR" if os.environ.get("COURSE_DATA_DIR") else "the default; set COURSE_DATA_DIR for another"
+        print(f"data folder: {root} ({how})")
+        for name, info in DATASETS.items():
+            here = local_copy(name)
+            where = f"present in {here}" if here else f"missing (fetch puts it in {root / info.folder / 'HR'})"
+            print(f"  {name:<12} {info.role:<5} {where}; from {info.source}")
+        return 0
+    if args.action == "fetch":
+        for name in args.names:
+            here = local_copy(name)
+            if here:
+                print(f"{name}: already present in {here}")
+            else:
+                print(f"{name}: downloading from {dataset_info(name).source} ...", flush=True)
+                print(f"{name}: {len(HRFolder(download(name)))} images in {root / dataset_info(name).folder / 'HR'}")
+        return 0
+    names = args.names or [n for n in DATASETS if local_copy(n) is not None]
+    if not names:
+        raise CourseError(f"no dataset is present under {root}; fetch one first (python -m course_lib data fetch Set5)")
+    failed = False
+    for name in names:
+        known = sum(sha is not None for _, _, sha in dataset_info(name).files())
+        problems = verify(name)
+        failed |= bool(problems)
+        for line in problems:
+            print(f"{name}: {line}")
+        if not known:
+            print(f"{name}: the registry has no sha256 for its files; nothing to check")
+        elif not problems:
+            print(f"{name}: all {known} files match their sha256 ({dataset_folder(name, download_missing=False)})")
+    return 1 if failed else 0
 
 
 # ---------------------------------------------------------------------------------------------------

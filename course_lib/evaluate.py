@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from . import data, metrics
 from .errors import CourseError, check_scale, pick_device
+from .files import atomic_write, check_output
 from .images import load_image_uint8
 
 
@@ -173,19 +174,19 @@ def cli(argv=None) -> int:
                         help=f"names ({', '.join(data.DATASETS)}) or image folders")
     parser.add_argument("--scales", nargs="+", default=["2", "3", "4"], help="e.g. 2 3 4 2.5 3.14")
     parser.add_argument("--protocol", default="paper", choices=list(metrics.PROTOCOLS))
-    parser.add_argument("--json", default=None, help="write the result rows to this JSON file")
+    parser.add_argument("--json", default=None, help="write the result rows to this JSON file (checked first, "
+                        "written atomically)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N images of each dataset")
     parser.add_argument("--chunk-size", type=int, default=None, help="query pixels per model call")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     scales = [check_scale(s, "scale", minimum=1.0) for s in args.scales]
+    json_path = check_output(args.json, "--json file") if args.json else None  # before the (long) evaluation
     rows = evaluate(args.model, args.datasets, scales, protocol=args.protocol, device=args.device,
                     chunk_size=args.chunk_size, progress=not args.quiet, limit=args.limit)
     print(format_table(rows))
-    if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(rows, indent=2) + "\n")
-        print(f"wrote {path}")
+    if json_path is not None:
+        atomic_write(json_path, lambda f: f.write(json.dumps(rows, indent=2) + "\n"), "w")
+        print(f"wrote {json_path}")
     return 0

@@ -15,6 +15,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .errors import CourseError
+from .files import atomic_write, check_output
 
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 
@@ -73,6 +74,8 @@ def load_image_uint8(path, keep_grey: bool = False) -> torch.Tensor:
     Notebook: 00_sisr_problem.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CourseError(f"{path} is a directory, not an image file; give the path of an image file")
     if not path.is_file():
         raise CourseError(f"image file not found: {path}")
     try:
@@ -138,11 +141,35 @@ def to_uint8(img: torch.Tensor) -> torch.Tensor:
     return (img.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
 
 
+# Formats that keep every 8-bit pixel exactly: (PIL format name, save options). JPEG, GIF (a 256-colour palette),
+# PDF and the rest would change the pixels that were computed, so save_image refuses them.
+LOSSLESS = {".png": ("PNG", {}), ".bmp": ("BMP", {}), ".tif": ("TIFF", {}), ".tiff": ("TIFF", {}),
+            ".webp": ("WEBP", {"lossless": True, "quality": 100, "method": 4})}
+
+
+def image_format(path) -> tuple[str, dict]:
+    """(PIL format, save options) for an output file name; lossy or unknown formats raise CourseError.
+
+    Lossless only: ``.png`` (recommended), ``.bmp``, ``.tif``/``.tiff`` (uncompressed), ``.webp`` (lossless mode).
+    Notebook: 00_sisr_problem.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in LOSSLESS:
+        return LOSSLESS[suffix]
+    hint = "use .png (or .tif, .bmp, .webp, all written lossless)"
+    if suffix in Image.registered_extensions():
+        raise CourseError(f"cannot write {path}: {suffix} is not a lossless format here (it would change the "
+                          f"pixels that were computed); {hint}")
+    raise CourseError(f"cannot tell the image format of {path}; {hint}")
+
+
 def save_image(img: torch.Tensor, path) -> Path:
     """Write a (3, H, W) or (1, 3, H, W) image in [0, 1] (or uint8) to a file, rounded to 8 bits.
 
-    The format follows the file extension (PNG is lossless and recommended); parent folders are
-    created. Returns the path. Notebook: 00_sisr_problem.
+    The format follows the file extension and must be lossless (:func:`image_format`: PNG, BMP, TIFF, lossless
+    WebP). The file is written atomically (a temporary file in the same folder, then renamed): a crash never destroys
+    an existing file. Parent folders are created. Returns the path. Notebook: 00_sisr_problem.
     """
     if not isinstance(img, torch.Tensor):
         raise CourseError(f"image must be a torch.Tensor (3, H, W), got {type(img).__name__}")
@@ -150,11 +177,9 @@ def save_image(img: torch.Tensor, path) -> Path:
         img = img[0]
     if img.dim() != 3 or img.shape[0] not in (1, 3):
         raise CourseError(f"image must have shape (3, H, W) or (1, 3, H, W), got {tuple(img.shape)}")
-    path = Path(path)
-    if path.suffix.lower() not in Image.registered_extensions():
-        raise CourseError(f"cannot tell the image format of {path}; use a .png file name")
+    path = check_output(path, "image file")
+    fmt, options = image_format(path)
     arr = to_uint8(img).cpu().permute(1, 2, 0).numpy()
     arr = arr[:, :, 0] if arr.shape[2] == 1 else arr
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(arr)).save(path)
-    return path
+    picture = Image.fromarray(np.ascontiguousarray(arr))
+    return atomic_write(path, lambda f: picture.save(f, format=fmt, **options))

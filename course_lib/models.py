@@ -16,7 +16,8 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import tempfile
+import re
+import resource
 import time
 from pathlib import Path
 
@@ -27,8 +28,9 @@ from torch import nn
 from .coords import grid_chunk, make_cell
 from .data import sha256_file
 from .decoders import VARIANTS, DIINNDecoder
-from .encoders import ENCODERS, build_encoder
+from .encoders import EDSR, ENCODERS, RDN, build_encoder
 from .errors import CourseError, check_image_batch, check_scale, check_size
+from .files import atomic_write
 
 DEFAULT_CHUNK = 32768  # query pixels per decoder call on a GPU: about 0.3 GB of activations for DIINN
 SKIPS = (None, "bicubic", "bilinear")  # SRModel's optional global skip (not in DIINN)
@@ -59,20 +61,132 @@ def output_size(lr_size, scale=None, size=None) -> tuple[int, int]:
     return out
 
 
-def _check_fits(batch: int, size, device: torch.device) -> None:
-    """Refuse an output that cannot fit in memory, naming the size that was asked for."""
-    need = batch * 3 * size[0] * size[1] * 4
+# ---------------------------------------------------------------------------------------------- inputs and memory
+def check_pixels(lr: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``lr`` (B, 3, h, w) checked for what ``upscale`` needs, converted to the model's ``dtype`` (lesson 04).
+
+    Refused with one line: NaN or infinite pixels, and values outside [0, 1] (a 0-255 image: divide by 255; a slight
+    overshoot of an unclamped interpolation: ``clamp(0, 1)``). fp16, bf16 and fp64 input is converted to ``dtype``."""
+    check_image_batch(lr, "lr")
+    bad = ~torch.isfinite(lr)
+    if bad.any():
+        raise CourseError(f"lr has {int(bad.sum())} NaN or infinite pixel values; the model needs finite values in "
+                          "[0, 1] (check how the image was made)")
+    lo, hi = float(lr.min()), float(lr.max())
+    if hi > 1 + 1e-6:
+        fix = "divide a 0-255 image by 255 (lr / 255)" if hi > 2 else "clamp it with lr.clamp(0, 1)"
+        raise CourseError(f"lr has values up to {hi:g} but the model expects [0, 1]: {fix}")
+    if lo < -1e-6:
+        fix = "undo the normalisation (lr * 0.5 + 0.5)" if lo < -0.5 else "clamp it with lr.clamp(0, 1)"
+        raise CourseError(f"lr has values down to {lo:g} but the model expects [0, 1]: {fix}")
+    return lr.to(dtype)
+
+
+def _encoder_maps(encoder: nn.Module) -> int:
+    """Feature maps (channels at LR size) alive at the peak of an encoder's forward pass without autograd.
+
+    RDN: the block outputs it keeps for its global fusion plus their concatenation (2 x blocks x G0), or, inside the
+    last block, the other outputs plus the dense concatenation and its copy; EDSR: the head's output, the running
+    block input and the block's two convolutions, product and sum (6 x C); any other encoder: 8 x C."""
+    c = int(getattr(encoder, "out_dim", 64))
+    if isinstance(encoder, RDN):
+        n, block = len(encoder.blocks), encoder.blocks[0]
+        dense = c + len(block.convs) * block.convs[0].conv[0].out_channels
+        return max(2 * n * c + 2 * c, (n - 1) * c + 2 * dense + 2 * c)
+    if isinstance(encoder, EDSR):
+        return 6 * c
+    return 8 * c
+
+
+PEAK_MARGIN = 1.5  # peak_bytes: factor over its sum of tensors (see its docstring)
+PEAK_FIXED = 32 * 2**20  # peak_bytes: bytes added whatever the size
+
+
+def peak_bytes(model: nn.Module, lr_size, out_size, batch: int = 1, chunk: int = DEFAULT_CHUNK) -> int:
+    """An upper estimate of the memory ``model.upscale`` allocates at its peak, in bytes (fp32) (lesson 04).
+
+    The largest of three moments (``h x w`` the LR size, ``H x W`` the output): the encoder's activations
+    (:func:`_encoder_maps`); the decoder's LR-size preparation (fast path: the feature map, its channels_last copy,
+    the ``depth x width`` maps of the products with ``z`` and one more ``width`` map; reference path: the feature map
+    and the 3x3 unfolding, 9C maps, twice); decoding: the prepared maps, the output image (3 x H x W) and one chunk's
+    activations (per query: the gathered values, about 8 x width activations and the coordinates). Bicubic: the
+    output and its clamped copy. The sum is multiplied by :data:`PEAK_MARGIN` and :data:`PEAK_FIXED` is added, for
+    what it leaves out (convolution workspaces and reordered copies, the allocator's fragmentation, a fixed cost):
+    measured as the growth of the resident memory's peak (VmHWM) during one upscale in a fresh process
+    (tests/test_reliability.py; 2-core AMD EPYC, torch 2.14.1, one thread), the plain sum was 0.73-0.93 of the real
+    peak for EDSR-baseline, RDN and EDSR-LESS DIINN, and the peak of the same RDN upscale varied by 9 MiB (88-97)."""
+    h, w = (int(v) for v in lr_size)
+    H, W = (int(v) for v in out_size)
+    lr_px, out_px = batch * h * w, batch * H * W
+    decoder = getattr(model, "decoder", None)
+    if not isinstance(decoder, DIINNDecoder):
+        return int(PEAK_MARGIN * 4 * (2 * 3 * out_px) + PEAK_FIXED)
+    c = decoder.in_dim // 9
+    n = decoder.depth if decoder.mod_input != "m" else 1
+    state = n * decoder.width if decoder.uses_fast_path else 9 * c
+    prepare = (2 * c + state + decoder.width) if decoder.uses_fast_path else (c + 2 * 9 * c)
+    per_query = state + 8 * decoder.width + 32
+    queries = min(int(chunk), out_px // batch) * batch
+    decode = state * lr_px + 3 * out_px + per_query * queries
+    return int(PEAK_MARGIN * 4 * max(_encoder_maps(model.encoder) * lr_px, prepare * lr_px, decode) + PEAK_FIXED)
+
+
+def free_bytes(device: torch.device) -> int:
+    """Memory this process may still allocate on ``device``: CUDA's free memory (plus what the caching allocator
+    holds unused); on a CPU the least of the system's available memory, the cgroup's limit and the address-space
+    limit (``ulimit -v``). Notebook: 04_modulated_periodic_decoder."""
     if device.type == "cuda":
         reusable = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-        free = torch.cuda.mem_get_info(device)[0] + reusable
-    else:
+        return torch.cuda.mem_get_info(device)[0] + reusable
+    limits = []
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        limits.append(int(re.search(r"MemAvailable:\s+(\d+) kB", meminfo).group(1)) * 1024)
+    except (OSError, AttributeError):
         try:
-            free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+            limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
         except (ValueError, OSError, AttributeError):
-            free = 2**40
+            pass
+    for limit_file, used_file in (("memory.max", "memory.current"),
+                                  ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
+        try:
+            limit = Path("/sys/fs/cgroup", limit_file).read_text().strip()
+            if limit.isdigit() and int(limit) < 2**60:
+                limits.append(int(limit) - int(Path("/sys/fs/cgroup", used_file).read_text()))
+        except (OSError, ValueError):
+            pass
+    soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if soft != resource.RLIM_INFINITY:
+        try:
+            status = Path("/proc/self/status").read_text()
+            vm = int(re.search(r"VmSize:\s+(\d+) kB", status).group(1)) * 1024
+            limits.append(soft - vm)
+        except (OSError, AttributeError):
+            pass
+    return max(0, min(limits)) if limits else 2**40
+
+
+def _check_fits(need: int, size, device: torch.device) -> None:
+    """Refuse an upscale whose estimated peak (``need`` bytes, :func:`peak_bytes`) cannot fit, naming the size."""
+    free = free_bytes(device)
     if need > 0.8 * free:
-        raise CourseError(f"an output of {size[0]}x{size[1]} pixels needs {need / 2**30:.1f} GiB for the image alone "
+        raise CourseError(f"an output of {size[0]}x{size[1]} pixels needs about {need / 2**30:.1f} GiB at its peak "
                           f"but only {free / 2**30:.1f} GiB is free on {device.type}; ask for a smaller scale or size")
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """True for an allocation failure of torch (CPU or CUDA) or numpy."""
+    if isinstance(err, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+
+
+def _memory_error(size, device: torch.device, need: int) -> CourseError:
+    free = free_bytes(device)
+    return CourseError(f"out of memory making an output of {size[0]}x{size[1]} pixels on {device.type} (estimated "
+                       f"peak {need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free now); ask for a smaller scale or "
+                       "size, or a smaller chunk_size")
 
 
 class SRModel(nn.Module):
@@ -146,47 +260,65 @@ class SRModel(nn.Module):
 
         The decoder runs on ``chunk_size`` query pixels at a time (default :func:`default_chunk` of the device), so
         peak memory does not grow with the output beyond the output image itself; the result equals the unchunked
-        forward. ``amp=True`` runs under autocast: bf16 or fp16 on CUDA, bf16 on a CPU only where it is native
+        forward. ``lr`` must be finite and in [0, 1] (:func:`check_pixels`); fp16/bf16/fp64 input is computed in the
+        model's dtype and returned in the input's. An upscale whose estimated peak (:func:`peak_bytes`) does not fit
+        in free memory is refused before it starts, and an allocation failure becomes one CourseError naming the size.
+        ``amp=True`` runs under autocast: bf16 or fp16 on CUDA, bf16 on a CPU only where it is native
         (``precision.autocast_dtype``; else fp32). ``progress``: a bar over chunks (None: only when the first chunk
         says the whole upscale will take more than 3 seconds; False: never).
         """
-        from tqdm.auto import tqdm
-
-        from .precision import autocast_dtype
-
-        check_image_batch(lr, "lr")
+        in_dtype = lr.dtype if isinstance(lr, torch.Tensor) else None
+        param = next(self.parameters(), None)
+        lr = check_pixels(lr, param.dtype if param is not None else torch.float32)
         H, W = output_size(lr.shape[-2:], scale, size)
         chunk = default_chunk(lr.device) if chunk_size is None else chunk_size
         if int(chunk) < 1:
             raise CourseError(f"chunk_size must be a positive number of query pixels, got {chunk_size}")
         chunk = int(chunk)
-        _check_fits(lr.shape[0], (H, W), lr.device)
+        need = peak_bytes(self, lr.shape[-2:], (H, W), lr.shape[0], chunk)
+        _check_fits(need, (H, W), lr.device)
+        try:
+            out = self._upscale_chunks(lr, H, W, chunk, amp, progress)
+        except (RuntimeError, MemoryError) as err:
+            if _out_of_memory(err):
+                raise _memory_error((H, W), lr.device, need) from None
+            raise
+        return out.to(in_dtype)
+
+    def _upscale_chunks(self, lr, H: int, W: int, chunk: int, amp: bool, progress) -> torch.Tensor:
+        """The body of :meth:`upscale` (inputs checked): encode once, decode ``chunk`` queries at a time."""
+        from tqdm.auto import tqdm
+
+        from .precision import autocast_dtype
+
         b, n = lr.shape[0], H * W
         dtype = autocast_dtype("auto" if amp else "off", lr.device)
         bar, chunks = None, -(-n // chunk)
-        with torch.autocast(lr.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            state = self.decoder.prepare(self.encode(lr))
-            out = torch.empty(b, 3, n, device=lr.device, dtype=lr.dtype)
-            lr_normalized = self.normalize(lr) if self.skip is not None else None
-            t0 = time.perf_counter()
-            for k, start in enumerate(range(0, n, chunk)):
-                stop = min(start + chunk, n)
-                coord = grid_chunk((H, W), start, stop, lr.device, torch.float64).expand(b, -1, -1)
-                cell = make_cell((H, W), (b, stop - start), lr.device)
-                pred = self.decoder.query(state, coord, cell)
-                if self.skip is not None:
-                    pred = pred + self.base(lr_normalized, coord).to(pred.dtype)
-                out[:, :, start:stop] = self.denormalize(pred.float()).clamp(0, 1).transpose(1, 2)
-                if k == 0 and chunks > 1 and progress is not False:
-                    if lr.device.type == "cuda":
-                        torch.cuda.synchronize(lr.device)
-                    slow = (time.perf_counter() - t0) * chunks > 3.0  # the first chunk's time x the chunks
-                    if progress or slow:
-                        bar = tqdm(total=chunks, initial=1, desc=f"upscale to {W}x{H}", unit="chunk")
-                elif bar is not None:
-                    bar.update(1)
-        if bar is not None:
-            bar.close()
+        try:
+            with torch.autocast(lr.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                state = self.decoder.prepare(self.encode(lr))
+                out = torch.empty(b, 3, n, device=lr.device, dtype=lr.dtype)
+                lr_normalized = self.normalize(lr) if self.skip is not None else None
+                t0 = time.perf_counter()
+                for k, start in enumerate(range(0, n, chunk)):
+                    stop = min(start + chunk, n)
+                    coord = grid_chunk((H, W), start, stop, lr.device, torch.float64).expand(b, -1, -1)
+                    cell = make_cell((H, W), (b, stop - start), lr.device)
+                    pred = self.decoder.query(state, coord, cell)
+                    if self.skip is not None:
+                        pred = pred + self.base(lr_normalized, coord).to(pred.dtype)
+                    out[:, :, start:stop] = self.denormalize(pred.float()).clamp(0, 1).transpose(1, 2)
+                    if k == 0 and chunks > 1 and progress is not False:
+                        if lr.device.type == "cuda":
+                            torch.cuda.synchronize(lr.device)
+                        slow = (time.perf_counter() - t0) * chunks > 3.0  # the first chunk's time x the chunks
+                        if progress or slow:
+                            bar = tqdm(total=chunks, initial=1, desc=f"upscale to {W}x{H}", unit="chunk")
+                    elif bar is not None:
+                        bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
         return out.reshape(b, 3, H, W)
 
 
@@ -208,10 +340,20 @@ class BicubicModel(nn.Module):
     @torch.no_grad()
     def upscale(self, lr, scale=None, size=None, chunk_size: int | None = None, amp: bool = False,
                 progress: bool | None = None):
-        check_image_batch(lr, "lr")
+        """``SRModel.upscale``'s interface and input checks; ``chunk_size`` (checked) and ``amp`` change nothing."""
+        in_dtype = lr.dtype if isinstance(lr, torch.Tensor) else None
+        lr = check_pixels(lr)
+        if chunk_size is not None and int(chunk_size) < 1:
+            raise CourseError(f"chunk_size must be a positive number of query pixels, got {chunk_size}")
         H, W = output_size(lr.shape[-2:], scale, size)
-        _check_fits(lr.shape[0], (H, W), lr.device)
-        return self.forward(lr, (H, W))
+        need = peak_bytes(self, lr.shape[-2:], (H, W), lr.shape[0])
+        _check_fits(need, (H, W), lr.device)
+        try:
+            return self.forward(lr, (H, W)).to(in_dtype)
+        except (RuntimeError, MemoryError) as err:
+            if _out_of_memory(err):
+                raise _memory_error((H, W), lr.device, need) from None
+            raise
 
 
 # ---------------------------------------------------------------------------------------------- the registry
@@ -282,20 +424,11 @@ def count_parameters(model: nn.Module) -> int:
 
 # ---------------------------------------------------------------------------------------------- save and load
 def atomic_save(obj, path) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """``torch.save`` to a temporary file in the same folder, then rename: a crash never leaves half a file.
+
+    The file's mode follows the umask like any new file (``course_lib.files.atomic_write``); a killed save leaves a
+    ``<name>.<random>.tmp`` file that the trainer removes when the next run starts. Notebook: 06_training."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def save(model: nn.Module, path, extra: dict | None = None, half: bool = False) -> Path:
@@ -307,8 +440,13 @@ def save(model: nn.Module, path, extra: dict | None = None, half: bool = False) 
 
 
 def read_checkpoint(path) -> dict:
-    """Read a checkpoint written by :func:`save` (or the trainer) safely (``weights_only=True``)."""
+    """Read a checkpoint written by :func:`save` (or the trainer) safely (``weights_only=True``).
+
+    A missing file, a directory, an unreadable file, or one whose ``config`` or ``state_dict`` is not a dict raises
+    one CourseError naming the file. Notebook: 06_training."""
     path = Path(path)
+    if path.is_dir():
+        raise CourseError(f"checkpoint {path} is a directory; pass the path of a .pt file inside it (e.g. last.pt)")
     if not path.is_file():
         raise CourseError(f"checkpoint {path} does not exist; pass the path of a .pt file written by course_lib")
     try:
@@ -319,27 +457,70 @@ def read_checkpoint(path) -> dict:
     if not isinstance(ckpt, dict) or "config" not in ckpt or "state_dict" not in ckpt:
         raise CourseError(f"{path} is not a course_lib model checkpoint (no config/state_dict); "
                           f"pass a file written by course_lib.models.save or the trainer")
+    for key in ("config", "state_dict"):
+        if not isinstance(ckpt[key], dict):
+            raise CourseError(f"{path} is damaged: its {key} is a {type(ckpt[key]).__name__}, not a dict; "
+                              "pass a file written by course_lib.models.save or the trainer")
+    if not isinstance(ckpt["config"].get("name"), str):
+        raise CourseError(f"{path} is damaged: its config names no model ('name' missing); "
+                          "pass a file written by course_lib.models.save or the trainer")
     return ckpt
 
 
-def load_state(model: nn.Module, ckpt_or_path) -> nn.Module:
-    """Load weights into an existing model, refusing a checkpoint of another architecture (naming both)."""
+def _weights_mismatch(model: nn.Module, state: dict) -> str | None:
+    """What keeps ``state`` from loading into ``model`` (missing, unexpected or mis-shaped weights), or None."""
+    ref = model.state_dict()
+    missing = [k for k in ref if k not in state]
+    unexpected = [k for k in state if k not in ref]
+    not_tensor = [k for k in state if k in ref and not isinstance(state[k], torch.Tensor)]
+    shapes = [k for k in state if k in ref and k not in not_tensor and state[k].shape != ref[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} weights missing (e.g. {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected weights (e.g. {unexpected[0]})")
+    if not_tensor:
+        problems.append(f"{not_tensor[0]} is not a tensor")
+    if shapes:
+        k = shapes[0]
+        problems.append(f"{len(shapes)} weights of another shape (e.g. {k}: {tuple(state[k].shape)} in the file, "
+                        f"{tuple(ref[k].shape)} in the model)")
+    return "; ".join(problems) or None
+
+
+def load_state(model: nn.Module, ckpt_or_path, source=None) -> nn.Module:
+    """Load weights into an existing model, refusing a checkpoint of another architecture (naming both) or weights
+    that do not match the model (missing, unexpected, other shapes: one line naming the file ``source``).
+
+    Notebook: 06_training."""
     ckpt = ckpt_or_path if isinstance(ckpt_or_path, dict) else read_checkpoint(ckpt_or_path)
+    where = source or (ckpt_or_path if not isinstance(ckpt_or_path, dict) else "the checkpoint")
     if dict(ckpt["config"]) != dict(model.config):
         raise CourseError(f"checkpoint is for {describe(ckpt['config'])} but the model is {describe(model.config)}; "
                           f"build the model with the checkpoint's config (course_lib.models.load does that)")
+    problem = _weights_mismatch(model, ckpt["state_dict"])
+    if problem:
+        raise CourseError(f"{where}: its weights do not match its config {describe(ckpt['config'])}: {problem}; "
+                          "the file is damaged or was edited: use another checkpoint")
     ref = model.state_dict()
-    state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in ckpt["state_dict"].items()}
+    state = {k: v.to(ref[k].dtype) for k, v in ckpt["state_dict"].items()}
     model.load_state_dict(state)
     return model
 
 
 def load(path, device=None) -> nn.Module:
-    """Rebuild the architecture stored in a checkpoint and load its weights (fp32), in eval mode."""
+    """Rebuild the architecture stored in a checkpoint and load its weights (fp32), in eval mode.
+
+    Any problem (no such model or option, weights that do not fit) is one CourseError naming the file."""
     ckpt = read_checkpoint(path)
     config = dict(ckpt["config"])
-    model = build(config.pop("name"), **config)
-    load_state(model, ckpt)
+    try:
+        model = build(config.pop("name"), **config)
+    except CourseError as err:
+        raise CourseError(f"{path}: its config cannot be built: {err}") from None
+    except TypeError as err:  # a builder's argument of the wrong type
+        raise CourseError(f"{path}: its config {describe(ckpt['config'])} cannot be built ({err})") from None
+    load_state(model, ckpt, source=path)
     return model.to(device or "cpu").eval()
 
 

@@ -49,11 +49,13 @@ from torch import nn
 
 from . import precision
 from .errors import CourseError, pick_device
+from .files import atomic_write, check_output_dir, clean_stale_temps
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "configs"
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 CHECKPOINT_FORMAT = "course_lib.train/1"
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the largest number a config may hold
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -182,9 +184,13 @@ def _coerce(value, tp, key: str):
     elif tp is float:
         if isinstance(value, (int, float, str)) and not isinstance(value, bool):
             try:
-                return float(value)  # PyYAML reads 1e-4 (no dot) as a string
+                f = float(value)  # PyYAML reads 1e-4 (no dot) as a string
             except ValueError:
-                pass
+                f = None
+            if f is not None and not (math.isfinite(f) and abs(f) <= FLOAT32_MAX):  # torch computes in float32
+                raise CourseError(f"config key {key} must be a finite number (within float32's range), got {value!r}")
+            if f is not None:
+                return f
     elif tp is str:
         if isinstance(value, bool):  # YAML reads on/off as booleans
             return "on" if value else "off"
@@ -221,6 +227,8 @@ def _deep_merge(base: dict, top: dict) -> dict:
 
 def _resolve_config_path(path) -> Path:
     p = Path(path)
+    if p.is_dir():
+        raise CourseError(f"config {p} is a directory; give a .yaml file (or a name in configs/)")
     for cand in (p, CONFIG_DIR / p, CONFIG_DIR / f"{p}.yaml"):
         if cand.is_file():
             return cand
@@ -235,7 +243,7 @@ def _read_yaml(path: Path, seen=()) -> dict:
     try:
         d = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise CourseError(f"config {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        raise CourseError(f"config {path} is not valid YAML: {_yaml_problem(err)}") from None
     if not isinstance(d, dict):
         raise CourseError(f"config {path} must be a mapping of keys to values")
     base = d.pop("base", None)
@@ -246,6 +254,13 @@ def _read_yaml(path: Path, seen=()) -> dict:
     parent = _read_yaml(base_path, seen + (path.resolve(),))
     parent.pop("name", None)
     return _deep_merge(parent, d)
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error in one line with its place, e.g. ``line 3, column 2: expected ',' or ']', but got ':'``."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
 
 
 def _nest(flat: dict) -> dict:
@@ -274,7 +289,11 @@ def parse_overrides(overrides) -> dict:
         if "=" not in str(item):
             raise CourseError(f"override {item!r} must look like key=value, e.g. run.max_steps=1000")
         key, value = str(item).split("=", 1)
-        flat[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        try:
+            flat[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as err:
+            raise CourseError(f"override {item!r}: the value is not valid YAML ({_yaml_problem(err)}); quote it or "
+                              "write a list as [a, b]") from None
     return _nest(flat)
 
 
@@ -330,6 +349,10 @@ def _check_config(cfg: Config) -> None:
         raise CourseError(f"run.channels_last must be auto, on or off, got {r.channels_last!r}")
     if r.stop_at is not None and r.stop_at < 1:
         raise CourseError(f"run.stop_at must be >= 1 or null, got {r.stop_at}")
+    if r.seed < 0:
+        raise CourseError(f"run.seed must be >= 0 (seeds of numpy's generators are non-negative), got {r.seed}")
+    if any(s < 1 for s in v.scales):
+        raise CourseError(f"val.scales must be scales >= 1 (this is super-resolution), got {v.scales}")
     if v.limit is not None and v.limit < 1:
         raise CourseError(f"val.limit must be >= 1 or null (all images), got {v.limit}")
 
@@ -337,6 +360,30 @@ def _check_config(cfg: Config) -> None:
 def config_to_yaml(cfg: Config) -> str:
     """The full config (every key, defaults included) as YAML text."""
     return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)
+
+
+# Keys that may differ when a run is resumed: where and how fast it runs, how often it logs, saves and validates, and
+# where it stops. Every other key changes what the run trains (model, data, schedule and its length, time budget,
+# seed, the validation that picks best.pt), so a resume that changes one is refused (docs/TRAINING.md).
+SAFE_ON_RESUME = ("name", "run.stop_at", "run.progress", "run.log_every", "run.save_every", "run.out_dir",
+                  "run.device", "run.amp", "run.channels_last", "run.compile", "data.num_workers", "data.cache",
+                  "val.every")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def resume_changes(cfg: Config, saved: dict) -> list[tuple[str, object, object]]:
+    """``(key, saved value, new value)`` for each key outside :data:`SAFE_ON_RESUME` where ``cfg`` differs from the
+    checkpoint's ``train_config`` ``saved`` (a key it lacks counts as its default) (lesson 06)."""
+    now, default = _flatten(dataclasses.asdict(cfg)), _flatten(dataclasses.asdict(Config()))
+    then = _flatten(saved if isinstance(saved, dict) else {})
+    return [(k, then.get(k, default[k]), v) for k, v in now.items()
+            if k not in SAFE_ON_RESUME and then.get(k, default[k]) != v]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -625,12 +672,23 @@ def read_metrics(run_dir) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "config.yaml")  # what a run writes (atomically) in its folder
+
+
 def _truncate_log(path: Path, step: int) -> None:
-    """Drop metric lines written after ``step`` (a resumed run redoes those steps)."""
+    """Drop metric lines written after ``step`` (a resumed run redoes those steps); atomic, so a kill during it
+    leaves the old log, never an empty one."""
     if path.is_file():
         lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
         keep = [ln for ln in lines if json.loads(ln).get("step", 0) <= step]
-        path.write_text("".join(ln + "\n" for ln in keep))
+        if len(keep) < len(lines):
+            atomic_write(path, lambda f: f.write("".join(ln + "\n" for ln in keep)), "w")
+
+
+def _weights_finite(model: nn.Module) -> bool:
+    """True when every parameter is finite (one check on the device, one synchronisation)."""
+    flags = [torch.isfinite(p).all() for p in model.parameters()]
+    return bool(torch.stack(flags).all()) if flags else True
 
 
 class Validator:
@@ -698,6 +756,7 @@ class TrainResult:
     interrupted: bool
     history: list = field(default_factory=list)  # the metric lines written by this call
     model: nn.Module | None = None  # the trained model (this process's copy, on its device)
+    stopped_by: str | None = None  # "signal" (Ctrl-C: the CLI exits 130), "deadline", or None
 
 
 def _dist_setup() -> tuple[int, int, bool]:
@@ -729,13 +788,19 @@ def seed_everything(seed: int) -> None:
 
 
 def _run_step(trainer: Trainer, batch) -> torch.Tensor:
-    """One training step; out-of-memory becomes a CourseError with the fix."""
+    """One training step; out-of-memory and a learning rate that overflows float32 become a CourseError with the fix."""
     try:
         return trainer.step(batch)
     except torch.cuda.OutOfMemoryError:
         d = trainer.cfg.data
         raise CourseError(f"out of GPU memory with data.batch_size={d.batch_size} and data.patch={d.patch}: "
                           "lower one of them (or use run.amp=bf16/fp16)") from None
+    except RuntimeError as err:
+        if "without overflow" not in str(err):
+            raise
+        raise CourseError(f"training stopped at step {trainer.steps_done + 1}: the update overflows float32 with "
+                          f"optim.lr={trainer.cfg.optim.lr:g} (Adam's step is lr / (1 - 0.9) at first); start a "
+                          "new run with a much lower optim.lr") from None
 
 
 def train(config=None, overrides=None, resume=None, deadline: float | None = None) -> TrainResult:
@@ -744,7 +809,10 @@ def train(config=None, overrides=None, resume=None, deadline: float | None = Non
     ``overrides``: ``["run.max_steps=100", ...]`` or ``{"run.max_steps": 100}``. ``resume``: a checkpoint
     path, ``True``/``"last"`` for ``<out_dir>/last.pt``, or ``"auto"``: continue ``<out_dir>/last.pt`` when it
     exists, else start (a notebook cell that can be re-run). With ``config=None`` the checkpoint's own config
-    is used. A new run refuses a folder that already holds ``last.pt``.
+    is used. A new run refuses a folder that already holds ``last.pt``, or ``best.pt`` / ``metrics.jsonl`` of an
+    earlier run. A resume refuses a config that differs from the checkpoint's in a key outside
+    :data:`SAFE_ON_RESUME` and never rewrites ``config.yaml``. A NaN or infinite loss stops the run with one
+    CourseError naming the step; nothing is saved after it.
 
     Under ``torchrun --nproc_per_node N`` each process trains with DistributedDataParallel on its share of
     every global batch; only rank 0 logs and writes files. A first Ctrl-C (SIGINT) stops after the current
@@ -760,12 +828,13 @@ def train(config=None, overrides=None, resume=None, deadline: float | None = Non
         if config is None:
             config = ckpt["train_config"]
     cfg = load_config(config, overrides)
-    out_dir = Path(cfg.run.out_dir) if cfg.run.out_dir else Path("runs") / cfg.name
+    out_dir = check_output_dir(Path(cfg.run.out_dir) if cfg.run.out_dir else Path("runs") / cfg.name, "run.out_dir")
+    source = resume
     if resume in (True, "last") or (resume == "auto" and (out_dir / "last.pt").is_file()):
-        ckpt = load_checkpoint(out_dir / "last.pt")
-    elif ckpt is None and (out_dir / "last.pt").is_file():
-        raise CourseError(f"{out_dir} already holds a run (last.pt); continue it with resume (--resume), "
-                          "or give another run.out_dir, or delete the folder")
+        source = out_dir / "last.pt"
+        ckpt = load_checkpoint(source)
+    elif ckpt is None:
+        _refuse_used_folder(out_dir)
 
     rank, world, own_group = _dist_setup()
     try:
@@ -776,6 +845,12 @@ def train(config=None, overrides=None, resume=None, deadline: float | None = Non
             have, want = models.describe(ckpt["config"]), models.describe(model.config)
             raise CourseError(f"the resume checkpoint holds {have} but this config builds {want}; "
                               "resume with the checkpoint's own config")
+        changed = resume_changes(cfg, ckpt["train_config"]) if ckpt is not None else []
+        if changed:
+            listed = ", ".join(f"{k} ({old} -> {new})" for k, old, new in changed)
+            raise CourseError(f"cannot resume {source} with changed {listed}: that would change what the run trains "
+                              f"(only {', '.join(SAFE_ON_RESUME)} may change); resume without the change, or start "
+                              "a new run in another run.out_dir")
         dataset = build_dataset(cfg)
         trainer = Trainer(model, cfg, device, ddp=world > 1)
         start, elapsed, best_psnr, plan = 0, 0.0, None, None
@@ -786,10 +861,25 @@ def train(config=None, overrides=None, resume=None, deadline: float | None = Non
             plan = ckpt.get("plan") if cfg.run.max_minutes else None
         if plan:
             trainer.set_max_steps(plan["max_steps"])
-        return _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world, plan, deadline)
+        return _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world, plan, deadline,
+                     resumed=ckpt is not None)
     finally:
         if own_group:
             torch.distributed.destroy_process_group()
+
+
+def _refuse_used_folder(out_dir: Path) -> None:
+    """A new run would replace an earlier run's best.pt or metrics.jsonl: refuse, naming them and the ways out."""
+    found = [name for name in ("last.pt", "best.pt", "metrics.jsonl")
+             if (out_dir / name).is_file() and (out_dir / name).stat().st_size > 0]
+    if "last.pt" in found:
+        raise CourseError(f"{out_dir} already holds a run (last.pt); continue it with resume (--resume), "
+                          "or give another run.out_dir, or delete the folder")
+    if found:
+        way = (f"continue from its best.pt with --resume {out_dir / 'best.pt'}" if "best.pt" in found
+               else "move those files away")
+        raise CourseError(f"{out_dir} holds {' and '.join(found)} of an earlier run (no last.pt) that a new run would "
+                          f"replace; {way}, or give another run.out_dir")
 
 
 def _ignore_sigint(worker_id: int) -> None:
@@ -808,7 +898,7 @@ def plan_steps(rate: float, seconds_left: float, val_seconds: float = 0.0, val_e
 
 
 def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world, plan=None,
-          deadline=None) -> TrainResult:
+          deadline=None, resumed: bool = False) -> TrainResult:
     from tqdm.auto import tqdm
 
     from . import models
@@ -817,7 +907,12 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
     log_path = out_dir / "metrics.jsonl"
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.yaml").write_text(config_to_yaml(cfg))
+        stale = clean_stale_temps(out_dir, RUN_FILES)  # left by a save that was killed
+        if stale:
+            print(f"removed {len(stale)} temporary file(s) left by an interrupted save: "
+                  f"{', '.join(p.name for p in stale)}")
+        if not resumed or not (out_dir / "config.yaml").is_file():  # a resume never rewrites the run's config
+            atomic_write(out_dir / "config.yaml", lambda f: f.write(config_to_yaml(cfg)), "w")
         print(precision.describe(trainer.amp_dtype, trainer.device), flush=True)
         _truncate_log(log_path, start)
     budget = cfg.run.max_minutes * 60 if cfg.run.max_minutes else None
@@ -834,12 +929,25 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
     validator = Validator(cfg) if main and wants_val else None
     history: list[dict] = []
     step, last, best = start, None, (out_dir / "best.pt" if (out_dir / "best.pt").exists() else None)
-    stop_requested = []
+    stop_requested = []  # why the run stops early: "signal" (Ctrl-C), "deadline"
+    bad_step = torch.zeros((), dtype=torch.long, device=trainer.device)  # first step with a non-finite loss (0: none)
 
     def on_sigint(signum, frame):  # first Ctrl-C: finish this step, save, return; second: raise now
         if stop_requested:
             raise KeyboardInterrupt
-        stop_requested.append(True)
+        stop_requested.append("signal")
+
+    def check_finite(everywhere: bool = True) -> None:
+        """Stop the run (one line naming the step) once a loss was NaN or infinite: nothing more is logged, saved or
+        validated, so last.pt and best.pt keep their earlier, finite states. ``everywhere``: agree across processes."""
+        flag = bad_step
+        if everywhere and world > 1:
+            flag = flag.clone()
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if int(flag):
+            raise CourseError(f"training stopped: the loss is not finite (NaN or inf) at step {int(flag)}; nothing "
+                              f"was saved after it ({out_dir} keeps earlier checkpoints); start a new run with a "
+                              "lower optim.lr or with optim.grad_clip")
 
     def log(line: dict) -> None:
         history.append(line)
@@ -848,6 +956,11 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
                 f.write(json.dumps(line) + "\n")
 
     def save(name: str) -> Path:
+        check_finite(everywhere=False)
+        if not _weights_finite(trainer.model):
+            raise CourseError(f"training stopped: the weights are not finite after step {step} (the learning rate is "
+                              f"too large?); nothing was saved after it ({out_dir} keeps earlier checkpoints); start "
+                              "a new run with a lower optim.lr or with optim.grad_clip")
         state = trainer.state_dict()
         spe = sampler.steps_per_epoch
         state.update(format=CHECKPOINT_FORMAT, config=dict(trainer.model.config), step=step, epoch=step//spe,
@@ -909,9 +1022,14 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
             batch = _to_device(batch, trainer.device, trainer.channels_last)
             loss = _run_step(trainer, batch)
             step += 1
+            bad_step = torch.where((bad_step == 0) & ~torch.isfinite(loss), step, bad_step)  # no sync with the GPU
             loss_sum = loss if loss_sum is None else loss_sum + loss
             n_loss += 1
             bar.update(1)
+            if (step % cfg.run.log_every == 0 or step % cfg.run.save_every == 0 or step == stop
+                    or (cfg.val.every and step % cfg.val.every == 0)
+                    or (calib_from is not None and step == calib_from + cfg.run.calibrate_steps)):
+                check_finite()  # at every step that logs, saves or validates (the same steps in every process)
             if step % cfg.run.log_every == 0 or step == stop:
                 run_loss = float(loss_sum) / n_loss
                 now = time.time()
@@ -939,14 +1057,15 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
             if main and (step % cfg.run.save_every == 0 or step == stop) and step != end:
                 last = save("last.pt")
             if deadline is not None and time.time() >= deadline and step < stop and not stop_requested:
-                stop_requested.append(True)  # this window is over: save and return, as after a Ctrl-C
+                stop_requested.append("deadline")  # this window is over: save and return, as after a Ctrl-C
             if world > 1:  # every process must stop at the same step
                 flag = torch.tensor([float(bool(stop_requested))], device=trainer.device)
                 torch.distributed.all_reduce(flag)
                 if flag.item() and not stop_requested:
-                    stop_requested.append(True)
+                    stop_requested.append("signal")  # another process was interrupted
             if stop_requested:
                 break
+        check_finite()
         if step == end and step > start and not stop_requested:
             maybe_validate()
             if main:
@@ -954,7 +1073,7 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
         if main and (last is None or stop_requested):
             last = save("last.pt")
     except KeyboardInterrupt:
-        if main and not trainer.updating:  # weights are those of a completed step: safe to save
+        if main and not trainer.updating and not int(bad_step):  # weights of a completed, finite step: safe to save
             step = trainer.steps_done
             last = save("last.pt")
             print(f"\ninterrupted: saved {out_dir / 'last.pt'} at step {step}; continue with resume")
@@ -967,7 +1086,7 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
         print(f"\nstopped at step {step}: saved {last}; continue with --resume")
     return TrainResult(out_dir=out_dir, step=step, last=last if main else None, best=best if main else None,
                        best_psnr=best_psnr, interrupted=bool(stop_requested) or step < end,
-                       history=history, model=trainer.model)
+                       history=history, model=trainer.model, stopped_by=stop_requested[0] if stop_requested else None)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1028,4 +1147,4 @@ def cli(argv=None) -> int:
     if result.last is not None:
         print(f"step {result.step}: {result.last}" + (f"; best {result.best_psnr:.2f} dB: {result.best}"
                                                       if result.best_psnr is not None else ""))
-    return 0
+    return 130 if result.stopped_by == "signal" else 0  # Ctrl-C: saved, but not finished (the shell's convention)

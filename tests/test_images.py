@@ -1,5 +1,6 @@
 """course_lib.images: reading any image file as 8-bit RGB, and writing PNGs."""
 
+import os
 import struct
 import zlib
 
@@ -137,3 +138,56 @@ def test_save_image_bad_input(tmp_path, bad, msg):
 def test_save_image_unknown_extension(tmp_path):
     with pytest.raises(CourseError, match="format"):
         save_image(torch.rand(3, 4, 4), tmp_path / "x.nope")
+
+
+# ---------------------------------------------------------------------------------------------- issue 15: no data loss
+def _crashing_save(self, fp, format=None, **params):
+    """Stands in for PIL's encoder: writes a few bytes of the target, then fails (a full disk, a kill)."""
+    if isinstance(fp, (str, bytes)) or hasattr(fp, "__fspath__"):
+        with open(fp, "wb") as f:
+            f.write(b"partial")
+    else:
+        fp.write(b"partial")
+    raise OSError("No space left on device")
+
+
+def test_a_crash_while_saving_keeps_the_existing_file(tmp_path, monkeypatch):
+    path = save_image(torch.rand(3, 5, 6), tmp_path / "keep.png")
+    before = path.read_bytes()
+    monkeypatch.setattr(Image.Image, "save", _crashing_save)
+    with pytest.raises(OSError, match="No space"):
+        save_image(torch.rand(3, 5, 6), path)
+    assert path.read_bytes() == before and not list(tmp_path.glob("*.tmp"))
+
+
+def test_save_image_replaces_the_file_instead_of_rewriting_it(tmp_path):
+    path = save_image(torch.zeros(3, 5, 6), tmp_path / "a.png")
+    before = path.read_bytes()
+    os.link(path, tmp_path / "old.png")  # a second name of the same file: a rewrite in place would change it too
+    save_image(torch.ones(3, 5, 6), path)
+    assert (tmp_path / "old.png").read_bytes() == before
+    assert torch.equal(load_image_uint8(path), torch.full((3, 5, 6), 255, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("suffix", [".png", ".PNG", ".bmp", ".tif", ".tiff", ".webp"])
+def test_lossless_formats_keep_every_pixel(tmp_path, suffix):
+    x = torch.rand(3, 9, 11, generator=torch.Generator().manual_seed(1))
+    path = save_image(x, tmp_path / f"a{suffix}")
+    assert torch.equal(load_image_uint8(path), (x * 255).round().to(torch.uint8))
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".jpeg", ".gif", ".pdf", ".ico"])
+def test_lossy_formats_are_refused_in_one_line(tmp_path, suffix):
+    with pytest.raises(CourseError) as err:
+        save_image(torch.rand(3, 4, 4), tmp_path / f"x{suffix}")
+    msg = str(err.value)
+    assert "not a lossless format" in msg and ".png" in msg and "\n" not in msg
+    assert not list(tmp_path.iterdir())
+
+
+def test_save_image_into_a_directory_or_under_a_file(tmp_path):
+    with pytest.raises(CourseError, match="is a directory"):
+        save_image(torch.rand(3, 4, 4), tmp_path)
+    (tmp_path / "f.png").write_bytes(b"x")
+    with pytest.raises(CourseError, match=r"lies under .*f\.png, which is a file"):
+        save_image(torch.rand(3, 4, 4), tmp_path / "f.png" / "x.png")

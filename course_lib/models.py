@@ -31,6 +31,8 @@ from .decoders import VARIANTS, DIINNDecoder
 from .encoders import EDSR, ENCODERS, RDN, build_encoder
 from .errors import CourseError, check_image_batch, check_scale, check_size
 from .files import atomic_write
+from .liif import build_liif
+from .metasr import build_metasr
 
 DEFAULT_CHUNK = 32768  # query pixels per decoder call on a GPU: about 0.3 GB of activations for DIINN
 SKIPS = (None, "bicubic", "bilinear")  # SRModel's optional global skip (not in DIINN)
@@ -388,6 +390,10 @@ def build_diinn(encoder: str = "rdn", variant: str = "f", scale_mode: str = "are
 def build_bicubic() -> BicubicModel:
     """The bicubic baseline (no parameters)."""
     return BicubicModel()
+
+
+register("liif")(build_liif)  # lesson 09: LIIF, its ablations (one flag each) and seed 003's LIIF+SIREN (mlp="siren")
+register("metasr")(build_metasr)  # lesson 09: Meta-SR's Pos2Weight as the LIIF code re-implements it
 
 
 def build(name: str, **kwargs) -> nn.Module:

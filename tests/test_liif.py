@@ -276,9 +276,8 @@ def test_siren_is_sine_layers_with_siren_init(w0, w0_hidden):
     torch.testing.assert_close(dec.mlp(x), by_hand)
 
 
-def test_save_load_roundtrip_through_the_registry(tmp_path, monkeypatch):
-    """What registering "liif" in models.REGISTRY gives: the config rebuilds the architecture, weights round-trip."""
-    monkeypatch.setitem(models.REGISTRY, "liif", liif.build_liif)
+def test_save_load_roundtrip_through_the_registry(tmp_path):
+    """"liif" is in models.REGISTRY: the config rebuilds the architecture, weights round-trip."""
     torch.manual_seed(0)
     model = models.build("liif", encoder="edsr-less", mlp="siren", w0=15.0, hidden=[256, 256]).eval()
     assert model.config == {"name": "liif", "encoder": "edsr-less", "local_ensemble": True, "feat_unfold": True,
@@ -305,3 +304,15 @@ def test_bad_arguments_get_one_line_errors():
         liif.LIIFDecoder(64).prepare(torch.zeros(32, 4, 4))
     with pytest.raises(CourseError, match=r"\(B, Q, 2\)"):
         liif.ensemble_queries(torch.zeros(5, 2), (4, 4))
+
+
+def test_registry_builds_it_and_use_fast_path_switches_it():
+    from course_lib.decoders import use_fast_path
+
+    model = models.build("liif", encoder="edsr-less")
+    assert models.REGISTRY["liif"] is liif.build_liif
+    assert model.decoder.uses_fast_path
+    use_fast_path(model, False)
+    assert not model.decoder.uses_fast_path
+    use_fast_path(model, True)
+    assert model.decoder.uses_fast_path

@@ -152,8 +152,7 @@ def test_parameter_count_with_rdn():
     assert count_parameters(model) == 22_419_072
 
 
-def test_save_load_roundtrip_through_the_registry(tmp_path, monkeypatch):
-    monkeypatch.setitem(models.REGISTRY, "metasr", metasr.build_metasr)
+def test_save_load_roundtrip_through_the_registry(tmp_path):
     torch.manual_seed(0)
     model = models.build("metasr", encoder="edsr-less").eval()
     assert model.config == {"name": "metasr", "encoder": "edsr-less"}
@@ -173,3 +172,15 @@ def test_bad_input_gets_one_line_errors():
         metasr.metasr_position(torch.zeros(1, 5, 2), torch.zeros(1, 4, 2), (4, 4))
     with pytest.raises(CourseError, match="unknown encoder"):
         metasr.build_metasr("vgg")
+
+
+def test_registry_builds_it_and_use_fast_path_switches_it():
+    from course_lib.decoders import use_fast_path
+
+    model = models.build("metasr", encoder="edsr-less")
+    assert models.REGISTRY["metasr"] is metasr.build_metasr
+    assert model.decoder.uses_fast_path
+    use_fast_path(model, False)
+    assert not model.decoder.uses_fast_path
+    use_fast_path(model, True)
+    assert model.decoder.uses_fast_path

@@ -756,7 +756,8 @@ class TrainResult:
     interrupted: bool
     history: list = field(default_factory=list)  # the metric lines written by this call
     model: nn.Module | None = None  # the trained model (this process's copy, on its device)
-    stopped_by: str | None = None  # "signal" (Ctrl-C: the CLI exits 130), "deadline", or None
+    stopped_by: str | None = None  # "signal" (Ctrl-C or SIGTERM: the CLI exits 130 / 143), "deadline", or None
+    signal: int | None = None  # the signal that stopped the run (signal.SIGINT or signal.SIGTERM)
 
 
 def _dist_setup() -> tuple[int, int, bool]:
@@ -815,7 +816,7 @@ def train(config=None, overrides=None, resume=None, deadline: float | None = Non
     CourseError naming the step; nothing is saved after it.
 
     Under ``torchrun --nproc_per_node N`` each process trains with DistributedDataParallel on its share of
-    every global batch; only rank 0 logs and writes files. A first Ctrl-C (SIGINT) stops after the current
+    every global batch; only rank 0 logs and writes files. A first Ctrl-C (SIGINT) or SIGTERM stops after the current
     step and saves ``last.pt``; the run continues bit-exactly with ``resume``. ``deadline`` (a ``time.time()``
     value) stops the run the same way once passed: a window of a longer run (scripts/gpu_campaign.py).
     """
@@ -929,13 +930,15 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
     validator = Validator(cfg) if main and wants_val else None
     history: list[dict] = []
     step, last, best = start, None, (out_dir / "best.pt" if (out_dir / "best.pt").exists() else None)
-    stop_requested = []  # why the run stops early: "signal" (Ctrl-C), "deadline"
+    stop_requested = []  # why the run stops early: "signal" (Ctrl-C or SIGTERM), "deadline"
+    caught = []  # the signal numbers received (the CLI exits 128 + the first)
     bad_step = torch.zeros((), dtype=torch.long, device=trainer.device)  # first step with a non-finite loss (0: none)
 
-    def on_sigint(signum, frame):  # first Ctrl-C: finish this step, save, return; second: raise now
+    def on_sigint(signum, frame):  # first Ctrl-C or SIGTERM: finish this step, save, return; second: raise now
         if stop_requested:
             raise KeyboardInterrupt
         stop_requested.append("signal")
+        caught.append(signum)
 
     def check_finite(everywhere: bool = True) -> None:
         """Stop the run (one line naming the step) once a loss was NaN or infinite: nothing more is logged, saved or
@@ -1005,9 +1008,9 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
         bar.total = end
         log({"step": step, "plan": plan})
 
-    old_handler = None
+    old_handlers = {}  # SIGINT (Ctrl-C) and SIGTERM (`kill`, a job scheduler) both stop cleanly after a save
     if threading.current_thread() is threading.main_thread():
-        old_handler = signal.signal(signal.SIGINT, on_sigint)
+        old_handlers = {sig: signal.signal(sig, on_sigint) for sig in (signal.SIGINT, signal.SIGTERM)}
     bar = tqdm(total=end, initial=start, disable=not (main and cfg.run.progress),
                desc=cfg.name, dynamic_ncols=True)
     t0 = time.time()
@@ -1080,13 +1083,14 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
         raise
     finally:
         bar.close()
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
     if stop_requested and main:
         print(f"\nstopped at step {step}: saved {last}; continue with --resume")
     return TrainResult(out_dir=out_dir, step=step, last=last if main else None, best=best if main else None,
                        best_psnr=best_psnr, interrupted=bool(stop_requested) or step < end,
-                       history=history, model=trainer.model, stopped_by=stop_requested[0] if stop_requested else None)
+                       history=history, model=trainer.model, stopped_by=stop_requested[0] if stop_requested else None,
+                       signal=caught[0] if caught else None)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1147,4 +1151,6 @@ def cli(argv=None) -> int:
     if result.last is not None:
         print(f"step {result.step}: {result.last}" + (f"; best {result.best_psnr:.2f} dB: {result.best}"
                                                       if result.best_psnr is not None else ""))
-    return 130 if result.stopped_by == "signal" else 0  # Ctrl-C: saved, but not finished (the shell's convention)
+    if result.stopped_by == "signal":  # Ctrl-C (130) or SIGTERM (143): saved, but not finished (the shell's convention)
+        return 128 + (result.signal or signal.SIGINT)
+    return 0

@@ -232,7 +232,9 @@ def test_resume_allows_safe_changes_and_never_rewrites_config_yaml(folders, tmp_
     assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-4 * 0.5**4, rel=1e-12)
 
 
-def test_ctrl_c_saves_and_exits_130(folders, tmp_path):
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_and_exits_128_plus_the_signal(folders, tmp_path, sig, code):
+    # SIGTERM too: `kill PID`, a job scheduler, and background jobs of a non-interactive shell (which ignore SIGINT)
     out = tmp_path / "r"
     o = tiny(folders, out, **{"run.max_steps": 100000, "run.log_every": 1, "run.save_every": 100000, "val.sets": []})
     proc = subprocess.Popen([sys.executable, "-m", "course_lib", "train", "--config", "diinn-edsr", "--override",
@@ -241,9 +243,9 @@ def test_ctrl_c_saves_and_exits_130(folders, tmp_path):
     while not (log.is_file() and log.read_text().strip()) and proc.poll() is None and time.time() - t0 < 240:
         time.sleep(0.2)
     assert proc.poll() is None, proc.communicate()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=240)
-    assert proc.returncode == 130, (stdout, stderr)
+    assert proc.returncode == code, (stdout, stderr)
     step = torch.load(out / "last.pt", weights_only=True)["step"]
     assert step >= 1 and f"stopped at step {step}" in stdout and "Traceback" not in stderr
 

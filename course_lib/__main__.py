@@ -8,6 +8,7 @@ dispatches, and prints a :class:`~course_lib.errors.CourseError` as one line (ex
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from .errors import CourseError
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     except CourseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 0
 
 
 if __name__ == "__main__":

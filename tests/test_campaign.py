@@ -64,11 +64,11 @@ def test_state_split_and_restore(tmp_path, monkeypatch):
 def test_windows_resume_and_finish_export(data_root, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(campaign, "PART_BYTES", 2 * 2**20)  # a 6 MB state in 3 parts
     o = ["model.encoder=edsr-less", "data.patch=8", "data.scales=[2]", "data.batch_size=2", "data.num_workers=0",
-         "data.cache=false", "run.max_minutes=0.15", "run.calibrate_steps=2", "run.amp=off", "run.device=cpu",
+         "data.cache=false", "run.max_minutes=0.3", "run.calibrate_steps=2", "run.amp=off", "run.device=cpu",
          "val.every=0", "val.scales=[2]", "run.save_every=2", "run.log_every=2", "optim.warmup_steps=2"]
     state, run = tmp_path / "state", tmp_path / "run"
     common = ["--config", "diinn-edsr-291", "-o", *o, "--run-dir", str(run)]
-    assert campaign.main(["train", *common, "--minutes", "0.05", "--state-out", str(state)]) == 0
+    assert campaign.main(["train", *common, "--minutes", "0.1", "--state-out", str(state)]) == 0
     first = train.load_checkpoint(run / "last.pt")
     assert first["plan"] and first["step"] < first["plan"]["max_steps"]  # stopped by the window, not the plan
     assert len(list(state.glob("last.pt.part*"))) >= 2

@@ -26,6 +26,14 @@ def _check_feat(feat) -> None:
         raise CourseError(f"feature map must be a tensor of shape (B, C, h, w), got {shape}")
 
 
+def check_feature_map(feat, channels: int) -> None:
+    """One-line errors for a decoder's input: a (B, C, h, w) tensor with ``channels`` channels (lessons 04, 09)."""
+    _check_feat(feat)
+    if feat.shape[1] != channels:
+        raise CourseError(f"decoder expects {channels}-channel features, got {feat.shape[1]} channels: "
+                          f"build it with feat_dim={feat.shape[1]}")
+
+
 def unfold3x3(feat: torch.Tensor) -> torch.Tensor:
     """3x3 unfolding with zero padding: (B, C, h, w) -> (B, 9C, h, w), channel order as ``F.unfold`` (lesson 03).
 

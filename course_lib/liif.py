@@ -54,7 +54,7 @@ from torch import nn
 from .coords import coord_to_index, pixel_centers
 from .encoders import build_encoder
 from .errors import CourseError, check_size
-from .features import query_nearest, unfold3x3
+from .features import check_feature_map, query_nearest, unfold3x3
 
 SHIFTS = ((-1, -1), (-1, 1), (1, -1), (1, 1))  # (row, col) in half-LR-pixel steps, LIIF's loop order
 TIE_SHIFT = 1e-6  # LIIF's eps_shift: added to every shifted coordinate (ties go to the upper/right pixel)
@@ -168,11 +168,7 @@ class LIIFDecoder(nn.Module):
 
         Reference: ``{"feat": (B, 9C or C, h, w)}`` (the unfolded map). Fast: ``{"lr": (B, hidden[0], h, w)}``,
         the first layer's ``W_z z + b`` at every LR pixel, made by one 3x3 (or 1x1) convolution."""
-        if not isinstance(feat, torch.Tensor) or feat.dim() != 4:
-            unfold3x3(feat)  # raises the one-line shape error
-        if feat.shape[1] != self.feat_dim:
-            raise CourseError(f"decoder expects {self.feat_dim}-channel features, got {feat.shape[1]} channels: "
-                              f"build it with feat_dim={feat.shape[1]}")
+        check_feature_map(feat, self.feat_dim)
         if not self.uses_fast_path:
             z = unfold3x3(feat) if self.feat_unfold else feat
             return {"feat": z.contiguous(memory_format=torch.channels_last)}  # query_nearest reads whole rows

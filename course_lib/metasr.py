@@ -39,7 +39,7 @@ from torch import nn
 from .coords import coord_to_index
 from .encoders import build_encoder
 from .errors import CourseError
-from .features import query_nearest, unfold3x3
+from .features import check_feature_map, query_nearest, unfold3x3
 
 TIE_SHIFT = 1e-6  # the LIIF code's shift of the corner before the nearest lookup
 CLAMP = 1e-6
@@ -97,11 +97,7 @@ class MetaSRDecoder(nn.Module):
         """LR-size work done once per image (lesson 09).
 
         Reference: ``{"unfolded": (B, 9C, h, w)}``. Fast: ``{"lr": (B, 3 * width + 3, h, w)}`` (module docstring)."""
-        if not isinstance(feat, torch.Tensor) or feat.dim() != 4:
-            unfold3x3(feat)  # raises the one-line shape error
-        if feat.shape[1] != self.feat_dim:
-            raise CourseError(f"decoder expects {self.feat_dim}-channel features, got {feat.shape[1]} channels: "
-                              f"build it with feat_dim={feat.shape[1]}")
+        check_feature_map(feat, self.feat_dim)
         if not self.uses_fast_path:
             return {"unfolded": unfold3x3(feat).contiguous(memory_format=torch.channels_last)}
         feat = feat.contiguous(memory_format=torch.channels_last)

@@ -65,3 +65,23 @@ def lively_decoder(model, gain: float = 2.0, seed: int = 0):
 @pytest.fixture
 def lively():
     return lively_decoder
+
+
+def write_images(folder: Path, n: int, size=(24, 28), seed=0) -> Path:
+    """Smooth random colour images (a coarse noise field upsampled), so that SR has something to learn."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        small = rng.integers(0, 256, (size[0] // 4, size[1] // 4, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((size[1], size[0]), Image.BICUBIC).save(folder / f"im{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """(train folder of 6 images, validation folder of 2) for tiny training runs (test_train, test_reliability)."""
+    root = tmp_path_factory.mktemp("train_data")
+    return write_images(root / "train", 6), write_images(root / "val", 2, size=(16, 20), seed=1)

@@ -47,3 +47,14 @@ def test_bad_inputs():
         features.unfold3x3(torch.zeros(3, 4, 4))
     with pytest.raises(CourseError, match="coord must have shape"):
         features.query_nearest(torch.zeros(1, 2, 4, 4), torch.zeros(1, 5, 3))
+
+
+def test_check_feature_map_gives_one_line_errors():
+    check_feature_map = features.check_feature_map
+    check_feature_map(torch.zeros(1, 8, 3, 4), 8)  # fine: returns None
+    with pytest.raises(CourseError, match=r"\(B, C, h, w\), got \(8, 3, 4\)"):
+        check_feature_map(torch.zeros(8, 3, 4), 8)
+    with pytest.raises(CourseError, match="expects 8-channel features, got 6 channels: build it with feat_dim=6"):
+        check_feature_map(torch.zeros(1, 6, 3, 4), 8)
+    with pytest.raises(CourseError, match="got list"):
+        check_feature_map([1, 2], 8)

@@ -22,33 +22,10 @@ from course_lib import models, train
 from course_lib.__main__ import main
 from course_lib.errors import CourseError
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_train import tiny  # noqa: E402  (the same tiny runs as test_train; data: conftest's `folders`)
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _write_images(folder: Path, n: int, size=(24, 28), seed=0) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        small = rng.integers(0, 256, (size[0] // 4, size[1] // 4, 3), dtype=np.uint8)
-        Image.fromarray(small).resize((size[1], size[0]), Image.BICUBIC).save(folder / f"im{i}.png")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("reliability_data")
-    return _write_images(root / "train", 6), _write_images(root / "val", 2, size=(16, 20), seed=1)
-
-
-def tiny(folders, out_dir, **extra) -> dict:
-    """Overrides for a tiny CPU run (12 steps, log every 2, save every 4, validation at the end only)."""
-    train_dir, val_dir = folders
-    o = {"model.encoder": "edsr-less", "run.device": "cpu", "run.amp": "off", "data.train_dir": str(train_dir),
-         "data.patch": 8, "data.scales": [2], "data.batch_size": 2, "data.num_workers": 0, "run.max_steps": 12,
-         "run.seed": 3, "run.log_every": 2, "run.save_every": 4, "run.progress": False, "run.out_dir": str(out_dir),
-         "val.sets": [str(val_dir)], "val.scales": [2], "val.every": 0}
-    o.update(extra)
-    return o
 
 
 def cli_overrides(o: dict) -> list[str]:

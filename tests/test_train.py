@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
+from conftest import write_images
 
 from course_lib import models, precision, train
 from course_lib.__main__ import main
@@ -22,20 +22,7 @@ from course_lib.errors import CourseError
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-def _write_images(folder: Path, n: int, size=(24, 28), seed=0) -> Path:
-    """Smooth random colour images (a coarse noise field upsampled), so that SR has something to learn."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        small = rng.integers(0, 256, (size[0] // 4, size[1] // 4, 3), dtype=np.uint8)
-        Image.fromarray(small).resize((size[1], size[0]), Image.BICUBIC).save(folder / f"im{i}.png")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train_data")
-    return _write_images(root / "train", 6), _write_images(root / "val", 2, size=(16, 20), seed=1)
+_write_images = write_images  # tests/test_train_ddp.py imports it from here
 
 
 def tiny(folders, out_dir, **extra) -> dict:

@@ -89,13 +89,15 @@ def super_resolve(model, protocol: metrics.Protocol, lr_u8: torch.Tensor, size, 
 
 
 def evaluate(model_or_name, datasets, scales, protocol="paper", device=None, chunk_size=None,
-             progress: bool = True, limit: int | None = None) -> list[dict]:
+             progress: bool = True, limit: int | None = None, per_image: bool = False) -> list[dict]:
     """Score a model on datasets x scales under a protocol; one row per (dataset, scale).
 
     Rows: ``{"dataset", "scale", "method", "protocol", "psnr", "ssim", "lr_psnr", "n_images",
     "seconds"}``, each metric the mean over the dataset's images. ``datasets``: registry names
     (``data.DATASETS``) or image folders; ``scales``: real numbers >= 1; ``limit``: first N images
-    of each set. Notebook: 07_evaluation.
+    of each set. ``per_image=True`` adds ``"images"``: one ``{"image", "psnr", "ssim", "lr_psnr"}`` per image, in
+    the set's order (``image`` is the file's stem), for paired comparisons (``course_lib.stats``).
+    Notebook: 07_evaluation (per-image rows: 08_ablations).
     """
     p = metrics.get_protocol(protocol)
     datasets = [datasets] if isinstance(datasets, (str, Path)) else list(datasets)
@@ -120,7 +122,8 @@ def evaluate(model_or_name, datasets, scales, protocol="paper", device=None, chu
                 start = time.perf_counter()
                 lr_u8, hr_used = p.make_pair(hr_u8, s)
                 sr = super_resolve(model, p, lr_u8, hr_used.shape[-2:], dev, chunk_size)
-                scores[s].append(metrics.measure(sr, hr_used, s, p))
+                name_i = Path(paths[i]).stem if paths is not None else str(i)
+                scores[s].append({"image": name_i, **metrics.measure(sr, hr_used, s, p)})
                 seconds[s] += time.perf_counter() - start
                 bar.update(1)
         bar.close()
@@ -129,6 +132,8 @@ def evaluate(model_or_name, datasets, scales, protocol="paper", device=None, chu
             rows.append({"dataset": label, "scale": s, "method": method, "protocol": p.name,
                          **{k: sum(m[k] for m in scores[s]) / n for k in ("psnr", "ssim", "lr_psnr")},
                          "n_images": n, "seconds": round(seconds[s], 3)})
+            if per_image:
+                rows[-1]["images"] = scores[s]
     return rows
 
 

@@ -63,13 +63,18 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)  # the largest number a config may
 # ----------------------------------------------------------------------------------------------------
 @dataclass
 class ModelConfig:
-    """Which network: ``models.build(name, encoder=..., variant=...)``."""
+    """Which network: ``models.build(name, encoder=..., variant=..., **options)``.
+
+    ``variant`` and ``scale_mode`` are DIINN's; another family refuses them unless left at their defaults. Options
+    that only one family has (LIIF's ``mlp``, ``w0``, ``local_ensemble``...) go in ``options``."""
 
     name: str = "diinn"
     encoder: str = "rdn"  # rdn | edsr-baseline | edsr-less
     variant: str = "f"  # Table 5: a..f
     scale_mode: str = "area"  # scale channel: area (authors' code, h*w/(H*W)) | inverse (the paper's 1/s)
     skip: str | None = None  # null (the authors' model) | bicubic | bilinear: add the upsampled LR, learn the residual
+    # further keyword options of the registry entry, e.g. {mlp: siren, w0: 30.0} for liif (override: model.options.w0=15)
+    options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -162,6 +167,13 @@ def _coerce(value, tp, key: str):
             return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], key)
+    if tp is dict or origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise CourseError(f"config key {key} must be a mapping of names to values, e.g. {{mlp: siren}}, "
+                              f"got {value!r}")
+        return dict(value)
     if origin is list:
         if isinstance(value, (int, float, str)) and not isinstance(value, bool):
             value = [value]
@@ -382,8 +394,9 @@ def resume_changes(cfg: Config, saved: dict) -> list[tuple[str, object, object]]
     checkpoint's ``train_config`` ``saved`` (a key it lacks counts as its default) (lesson 06)."""
     now, default = _flatten(dataclasses.asdict(cfg)), _flatten(dataclasses.asdict(Config()))
     then = _flatten(saved if isinstance(saved, dict) else {})
-    return [(k, then.get(k, default[k]), v) for k, v in now.items()
-            if k not in SAFE_ON_RESUME and then.get(k, default[k]) != v]
+    keys = list(now) + [k for k in then if k not in now]  # a model option dropped since then is a change too
+    return [(k, then.get(k, default.get(k)), now.get(k)) for k in keys
+            if k not in SAFE_ON_RESUME and then.get(k, default.get(k)) != now.get(k, default.get(k))]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -649,16 +662,28 @@ def load_checkpoint(path) -> dict:
 
 
 def build_model(mc: ModelConfig) -> nn.Module:
-    """``models.build`` with the options of ``mc`` that the registry entry accepts (lesson 06)."""
+    """``models.build(mc.name, encoder=..., **mc.options)``: the common options the registry entry accepts, its own
+    ``options``; a DIINN-only option set for another family is a CourseError, never silently dropped (lesson 06)."""
     from . import models
 
     if mc.name not in models.REGISTRY:
         known = ", ".join(sorted(models.REGISTRY))
         raise CourseError(f"unknown model.name {mc.name!r}; choose one of: {known}")
     params = inspect.signature(models.REGISTRY[mc.name]).parameters
-    kwargs = {k: getattr(mc, k) for k in ("encoder", "variant", "scale_mode", "skip")
-              if k in params and getattr(mc, k) is not None}
-    model = models.build(mc.name, **kwargs)
+    kwargs, defaults = {}, ModelConfig()
+    for k in ("encoder", "variant", "scale_mode", "skip"):
+        value = getattr(mc, k)
+        if k in params:
+            if value is not None:
+                kwargs[k] = value
+        elif value != getattr(defaults, k):  # e.g. model.variant=b for liif: refuse rather than ignore it
+            raise CourseError(f"model.{k}={value} does not apply to model {mc.name!r} (its options: "
+                              f"{', '.join(params) or 'none'}); remove it, or put {mc.name}'s own options under "
+                              "model.options")
+    clash = sorted(set(mc.options) & {"encoder", "variant", "scale_mode", "skip"})
+    if clash:
+        raise CourseError(f"model.options.{clash[0]}: set model.{clash[0]} instead")
+    model = models.build(mc.name, **kwargs, **mc.options)
     if not any(p.requires_grad for p in model.parameters()):
         raise CourseError(f"model {mc.name!r} has no trainable parameters; train e.g. model.name=diinn")
     return model

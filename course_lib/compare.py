@@ -1,0 +1,170 @@
+"""Equal-budget comparisons: one base config, rows that differ from it by one flag, several seeds (lessons 08, 09).
+
+An ablation is only worth reading next to its noise. :func:`train_rows` trains every (row, seed) of a comparison
+with the same config and budget (``configs/compare-cpu.yaml`` on a CPU), one run folder each, resuming a folder
+that was interrupted and skipping one that is finished, so a notebook cell or a script can be re-run at no cost.
+:func:`score_rows` evaluates the runs with per-image scores, and :func:`spread` puts the spread between seeds
+next to the differences between rows.
+
+    rows = {"(f)": {}, "(a)": {"model.variant": "a"}}
+    runs = compare.train_rows("compare-cpu", rows, seeds=[0, 1], root="runs/table5")
+    scores = compare.score_rows(runs, "Set14", scales=[4])
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from . import evaluate, stats, train
+from .errors import CourseError
+
+# Table 5 of the DIINN paper, each row one flag away from the final model (f); plus the scale channel (area ratio in
+# the authors' code, 1/s in the paper) as a seventh row.
+TABLE5_ROWS = {
+    "(a)": {"model.variant": "a"},
+    "(b)": {"model.variant": "b"},
+    "(c)": {"model.variant": "c"},
+    "(d)": {"model.variant": "d"},
+    "(e)": {"model.variant": "e"},
+    "(f)": {},
+    "(f) 1/s": {"model.scale_mode": "inverse"},
+}
+
+# The decoder families of lesson 09 at the same budget (DIINN (f) is the base config's model).
+FAMILY_ROWS = {
+    "DIINN (f)": {},
+    "LIIF": {"model.name": "liif"},
+    "LIIF+SIREN-30": {"model.name": "liif", "model.options": {"mlp": "siren", "w0": 30.0}},
+    "Meta-SR": {"model.name": "metasr"},
+}
+
+
+def run_dir(root, row: str, seed: int) -> Path:
+    """The run folder of one (row, seed): ``<root>/<row as a file name>-seed<seed>``, e.g. ``f-1-s-seed0``."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", row).strip("-").lower() or "base"
+    return Path(root) / f"{slug}-seed{int(seed)}"
+
+
+def finished_step(folder) -> int | None:
+    """The step of ``<folder>/last.pt`` when the run reached its planned ``run.max_steps``, else None."""
+    last = Path(folder) / "last.pt"
+    if not last.is_file():
+        return None
+    ckpt = train.load_checkpoint(last)
+    plan = ckpt.get("plan") or {}  # a time-budget run planned its own length
+    planned = plan.get("max_steps") or (ckpt.get("train_config") or {}).get("run", {}).get("max_steps")
+    return int(ckpt["step"]) if planned is not None and int(ckpt["step"]) >= int(planned) else None
+
+
+def _check_rows(rows: dict, seeds) -> list[int]:
+    if not isinstance(rows, dict) or not rows:
+        raise CourseError("rows must be a non-empty dict {row name: overrides}, e.g. {'(f)': {}, '(a)': "
+                          "{'model.variant': 'a'}}")
+    for name, over in rows.items():
+        if not isinstance(over, dict):
+            raise CourseError(f"row {name!r}: its overrides must be a dict like {{'model.variant': 'a'}}, got "
+                              f"{over!r}")
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    if not seeds or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in seeds):
+        raise CourseError(f"seeds must be a non-empty list of integers, e.g. [0, 1], got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise CourseError(f"seeds repeat: {seeds}; give each seed once")
+    slugs = [run_dir("", r, 0).name for r in rows]
+    if len(set(slugs)) != len(slugs):
+        raise CourseError(f"two row names make the same folder name ({', '.join(rows)}); rename one")
+    return [int(s) for s in seeds]
+
+
+def train_rows(config, rows: dict, seeds=(0,), root="runs/compare", overrides=None, progress: bool = True,
+               log=print) -> dict:
+    """Train every (row, seed) with ``config`` + ``overrides`` + the row's overrides + ``run.seed``; return
+    ``{(row, seed): run folder}``.
+
+    Each run lives in :func:`run_dir`; a finished one is skipped, an interrupted one resumed bit-exactly (the
+    trainer's ``resume="auto"``), so re-running the call only does what is missing. Every run shares the base's
+    budget (``run.max_steps``); a row may not change the budget or the folder. Notebooks 08_ablations and
+    09_liif_metasr."""
+    seeds = _check_rows(rows, seeds)
+    base = train.parse_overrides(overrides or {})
+    for name, over in rows.items():
+        flat = train.parse_overrides(over)
+        if "run" in flat and ({"max_steps", "max_minutes", "out_dir", "seed"} & set(flat["run"])):
+            raise CourseError(f"row {name!r} changes the budget, seed or folder; rows of a comparison must share "
+                              "them (set run.* in overrides, for every row)")
+    out = {}
+    for name, over in rows.items():
+        for seed in seeds:
+            folder = run_dir(root, name, seed)
+            out[name, seed] = folder
+            step = finished_step(folder)
+            if step is not None:
+                log(f"{name} seed {seed}: finished at step {step} ({folder})")
+                continue
+            merged = train._deep_merge(train._deep_merge(base, train.parse_overrides(over)),
+                                       {"run": {"seed": seed, "out_dir": str(folder), "progress": progress}})
+            log(f"{name} seed {seed}: training in {folder}")
+            train.train(config, overrides=_flat(merged), resume="auto")
+    return out
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    """Nested overrides -> dotted keys, leaving ``model.options`` whole (it is one value)."""
+    out = {}
+    for k, v in d.items():
+        key = prefix + k
+        if isinstance(v, dict) and key != "model.options":
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def score_rows(runs: dict, datasets, scales, limit: int | None = None, which: str = "last", device=None,
+               progress: bool = False) -> dict:
+    """Per-image PSNR of every run: ``{(row, seed): {(dataset, scale): np.ndarray of PSNRs, image order}}``.
+
+    ``dataset`` is evaluate's label: the registry name (``"Set14"``) or the folder's name.
+    ``which``: ``"last"`` (the end of the budget, the fair choice for a comparison) or ``"best"``. Uses
+    ``evaluate.evaluate(..., per_image=True)`` under the paper protocol. Notebooks 08_ablations, 09_liif_metasr."""
+    from . import models
+
+    if which not in ("last", "best"):
+        raise CourseError(f"which must be 'last' or 'best', got {which!r}")
+    out = {}
+    for key, folder in runs.items():
+        path = Path(folder) / f"{which}.pt"
+        if not path.is_file():
+            raise CourseError(f"{path} does not exist; train the row first (compare.train_rows)")
+        model = models.load(path, device=device)
+        rows = evaluate.evaluate(model, datasets, scales, device=device, limit=limit, progress=progress,
+                                 per_image=True)
+        out[key] = {(r["dataset"], r["scale"]): np.array([m["psnr"] for m in r["images"]]) for r in rows}
+    return out
+
+
+def spread(scores: dict, reference: str, dataset: str, scale: float, level: float = 0.95, n: int = 10_000) -> list:
+    """For each row: mean PSNR over images and seeds, the spread between its seeds (max - min of the seed means),
+    and its paired difference from ``reference`` (per image, averaged over the seeds both rows share) with a
+    bootstrap confidence interval. Rows: ``{"row", "psnr", "seed_spread", "n_seeds", "diff", "low", "high"}``.
+    A row whose interval holds 0, or whose difference is smaller than the seed spread, is not a finding.
+    Notebook 08_ablations."""
+    by_row: dict = {}
+    for (row, seed), per_set in scores.items():
+        if (dataset, scale) not in per_set:
+            raise CourseError(f"no scores for {dataset} x{scale}; score the runs on it first (compare.score_rows)")
+        by_row.setdefault(row, {})[seed] = per_set[dataset, scale]
+    if reference not in by_row:
+        raise CourseError(f"reference row {reference!r} is not among the rows ({', '.join(by_row)})")
+    ref = by_row[reference]
+    table = []
+    for row, seeds in by_row.items():
+        means = [float(v.mean()) for v in seeds.values()]
+        shared = sorted(set(seeds) & set(ref))
+        diffs = np.mean([stats.paired_differences(seeds[s], ref[s]) for s in shared], axis=0)
+        ci = stats.paired_bootstrap(diffs, n=n, level=level)
+        table.append({"row": row, "psnr": float(np.mean(means)), "seed_spread": max(means) - min(means),
+                      "n_seeds": len(means), "diff": float(diffs.mean()), "low": ci.low, "high": ci.high})
+    return table

@@ -1,0 +1,135 @@
+"""Equal-budget comparisons (course_lib.compare): rows one flag apart, seeds, resumable, per-image scores, spread."""
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from test_train import tiny
+
+from course_lib import compare, evaluate, models, stats, train
+from course_lib.errors import CourseError
+
+
+def test_table5_rows_are_one_flag_each_from_f():
+    assert list(compare.TABLE5_ROWS) == ["(a)", "(b)", "(c)", "(d)", "(e)", "(f)", "(f) 1/s"]
+    for name, over in compare.TABLE5_ROWS.items():
+        assert len(over) == (0 if name == "(f)" else 1)
+        cfg = train.load_config("compare-cpu", overrides=over)
+        m = train.build_model(cfg.model)
+        assert m.config["variant"] == name[1]
+        assert m.config["scale_mode"] == ("inverse" if "1/s" in name else "area")
+
+
+def test_family_rows_build_their_families():
+    for name, over in compare.FAMILY_ROWS.items():
+        m = train.build_model(train.load_config("compare-cpu", overrides=over).model)
+        assert m.config["name"] == {"DIINN (f)": "diinn", "Meta-SR": "metasr"}.get(name, "liif")
+        assert m.config.get("mlp") == ("siren" if "SIREN" in name else ("relu" if "LIIF" in name else None))
+
+
+def test_run_dir_names():
+    assert compare.run_dir("r", "(f) 1/s", 1).as_posix() == "r/f-1-s-seed1"
+    assert compare.run_dir("r", "LIIF+SIREN-30", 0).name == "liif-siren-30-seed0"
+
+
+@pytest.mark.parametrize("rows, seeds, words", [
+    ({}, [0], "non-empty dict"),
+    ({"(a)": "a"}, [0], "overrides must be a dict"),
+    ({"(f)": {}}, [], "non-empty list of integers"),
+    ({"(f)": {}}, [0, 0], "seeds repeat"),
+    ({"(f) x": {}, "f-x": {}}, [0], "same folder name"),
+    ({"(f)": {"run.max_steps": 5}}, [0], "changes the budget"),
+])
+def test_bad_comparisons_are_refused_in_one_line(rows, seeds, words, tmp_path):
+    with pytest.raises(CourseError, match=words) as err:
+        compare.train_rows("compare-cpu", rows, seeds, root=tmp_path)
+    assert "\n" not in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def grid(folders, tmp_path_factory):
+    """Two rows x two seeds of a tiny run, one of them interrupted first and resumed by train_rows."""
+    root = tmp_path_factory.mktemp("grid")
+    base = tiny(folders, root / "unused", **{"run.max_steps": 4, "run.save_every": 2})
+    base.pop("run.out_dir"), base.pop("run.seed")
+    rows = {"(f)": {}, "(b)": {"model.variant": "b"}}
+    # an interrupted (b) seed 1: stopped at step 2 as if the machine went away
+    train.train(None, overrides={**base, "model.variant": "b", "run.seed": 1, "run.stop_at": 2,
+                                 "run.out_dir": str(compare.run_dir(root, "(b)", 1))})
+    log = []
+    runs = compare.train_rows(None, rows, seeds=[0, 1], root=root, overrides=base, progress=False, log=log.append)
+    return root, rows, base, runs, log
+
+
+def test_train_rows_trains_every_row_and_seed_to_the_same_budget(grid):
+    root, rows, base, runs, log = grid
+    assert sorted(runs) == [("(b)", 0), ("(b)", 1), ("(f)", 0), ("(f)", 1)]
+    for (row, seed), folder in runs.items():
+        assert compare.finished_step(folder) == 4
+        saved = yaml.safe_load((folder / "config.yaml").read_text())
+        assert saved["model"]["variant"] == ("b" if row == "(b)" else "f") and saved["run"]["seed"] == seed
+    w = {k: torch.load(v / "last.pt", map_location="cpu", weights_only=False)["state_dict"] for k, v in runs.items()}
+    key = next(iter(w["(f)", 0]))
+    assert not torch.equal(w["(f)", 0][key], w["(f)", 1][key])  # the seeds really differ
+
+
+def test_interrupted_run_is_resumed_to_the_same_weights_as_an_uninterrupted_one(grid, tmp_path):
+    root, rows, base, runs, log = grid
+    straight = train.train(None, overrides={**base, "model.variant": "b", "run.seed": 1,
+                                            "run.out_dir": str(tmp_path / "straight")})
+    a = torch.load(runs["(b)", 1] / "last.pt", map_location="cpu", weights_only=False)["state_dict"]
+    b = torch.load(straight.last, map_location="cpu", weights_only=False)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_rerunning_skips_finished_runs(grid):
+    root, rows, base, runs, log = grid
+    stamps = {k: (v / "last.pt").stat().st_mtime_ns for k, v in runs.items()}
+    again = []
+    compare.train_rows(None, rows, seeds=[0, 1], root=root, overrides=base, progress=False, log=again.append)
+    assert all("finished at step 4" in line for line in again) and len(again) == 4
+    assert stamps == {k: (v / "last.pt").stat().st_mtime_ns for k, v in runs.items()}
+    assert compare.finished_step(root / "nothing-here") is None
+
+
+def test_score_rows_gives_evaluates_per_image_psnr(grid, folders):
+    root, rows, base, runs, log = grid
+    val = str(folders[1])
+    scores = compare.score_rows(runs, [val], scales=[2])
+    for key, folder in runs.items():
+        psnrs = scores[key]["val", 2.0]
+        assert psnrs.shape == (2,)
+        row = evaluate.evaluate(models.load(folder / "last.pt"), [val], [2], progress=False)[0]
+        assert psnrs.mean() == pytest.approx(row["psnr"], abs=1e-9)
+    with pytest.raises(CourseError, match="which must be"):
+        compare.score_rows(runs, [val], [2], which="first")
+
+
+def test_evaluate_per_image_rows_average_to_the_row(folders):
+    val = str(folders[1])
+    row = evaluate.evaluate("bicubic", [val], [2, 3], progress=False, per_image=True)
+    for r in row:
+        assert [m["image"] for m in r["images"]] == ["im0", "im1"]
+        for k in ("psnr", "ssim", "lr_psnr"):
+            assert np.mean([m[k] for m in r["images"]]) == pytest.approx(r[k], abs=1e-12)
+    assert "images" not in evaluate.evaluate("bicubic", [val], [2], progress=False)[0]
+
+
+def test_spread_by_hand():
+    rng = np.random.default_rng(0)
+    ref = {0: rng.normal(30, 1, 8), 1: rng.normal(30, 1, 8)}
+    other = {0: ref[0] + 0.5, 1: ref[1] + 0.1}  # seed means 0.5 and 0.1 above the reference: a spread of 0.4
+    scores = {("ref", s): {("Set", 4.0): v} for s, v in ref.items()}
+    scores.update({("b", s): {("Set", 4.0): v} for s, v in other.items()})
+    table = {r["row"]: r for r in compare.spread(scores, "ref", "Set", 4.0, n=2000)}
+    b = table["b"]
+    assert b["diff"] == pytest.approx(0.3)
+    assert b["seed_spread"] == pytest.approx(abs(other[0].mean() - other[1].mean()))
+    assert b["psnr"] == pytest.approx((other[0].mean() + other[1].mean()) / 2)
+    ci = stats.paired_bootstrap((other[0] - ref[0] + other[1] - ref[1]) / 2, n=2000)
+    assert (b["low"], b["high"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert table["ref"]["diff"] == 0 and b["n_seeds"] == 2
+    with pytest.raises(CourseError, match="reference row 'x'"):
+        compare.spread(scores, "x", "Set", 4.0)
+    with pytest.raises(CourseError, match="no scores for Set x2"):
+        compare.spread(scores, "ref", "Set", 2)

@@ -73,7 +73,7 @@ class ModelConfig:
     variant: str = "f"  # Table 5: a..f
     scale_mode: str = "area"  # scale channel: area (authors' code, h*w/(H*W)) | inverse (the paper's 1/s)
     skip: str | None = None  # null (the authors' model) | bicubic | bilinear: add the upsampled LR, learn the residual
-    # further keyword options of the registry entry, e.g. {mlp: siren, w0: 30.0} for liif (override: model.options.w0=15)
+    # further keyword options of the registry entry, e.g. {mlp: siren, w0: 30.0} for liif (override model.options.w0=15)
     options: dict = field(default_factory=dict)
 
 

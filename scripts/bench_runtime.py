@@ -1,16 +1,18 @@
-"""Runtime in the shape of DIINN's Table 4: reference vs fast decoder path, fp32 and native bf16 (issue 8).
+"""Runtime in the shape of DIINN's Table 4: DIINN, LIIF and Meta-SR, reference vs fast decoder path, fp32 and bf16.
 
     python scripts/bench_runtime.py                                  # RDN and EDSR-baseline, 128..1024, both paths
+    python scripts/bench_runtime.py --models diinn liif metasr --encoders rdn --sizes 128 256 512   # Table 4's rows
     python scripts/bench_runtime.py --encoders edsr-baseline --sizes 128 256 --runs 2 --json out.json
     python scripts/bench_runtime.py --train-step                     # also one training step, reference vs fast
 
 The paper times "the average runtime of the forward pass ... over 100 runs" of one 48x48 RGB input upscaled to
 128x128, 256x256 and 512x512 on an NVIDIA Quadro RTX 3000 (DIINN 56.6 / 95.51 / 243.59 ms, bicubic 0.11 / 0.15 /
-0.49 ms). Here each row is ``model.upscale`` (no gradients, the device's default chunk size) of a randomly initialised
-DIINN (f), median of ``--runs`` timed calls after ``--warmup``; every (encoder, path, precision) group runs in its
-own process so that its peak memory is its own (``ru_maxrss`` on a CPU, ``torch.cuda.max_memory_allocated`` on CUDA).
-bf16 rows only where the device runs bf16 natively (CUDA, or a CPU with AVX512-BF16/AMX: ``course_lib.precision``).
-The table is open for LIIF and Meta-SR once they exist (``--models``). Prints Markdown; ``--json`` writes the rows.
+0.49 ms; Meta-SR 50.27 / 69.27 / 162.22; LIIF 73.36 / 185.42 / 693.27, both retrained by the authors with RDN). Here
+each row is ``model.upscale`` (no gradients, the device's default chunk size) of a randomly initialised DIINN (f),
+LIIF or Meta-SR (``--models``), median of ``--runs`` timed calls after ``--warmup``; every (model, encoder, path,
+precision) group runs in its own process so that its peak memory is its own (``ru_maxrss`` on a CPU,
+``torch.cuda.max_memory_allocated`` on CUDA). bf16 rows only where the device runs bf16 natively (CUDA, or a CPU
+with AVX512-BF16/AMX: ``course_lib.precision``). Prints Markdown; ``--json`` writes the rows.
 Lesson 04 explains the two paths; docs/RESULTS.md holds the figures with the machine they came from.
 """
 
@@ -34,7 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from course_lib import decoders, models, precision  # noqa: E402
 from course_lib.errors import pick_device  # noqa: E402
 
-PAPER_MS = {"bicubic": (0.11, 0.15, 0.49), "DIINN (RDN)": (56.6, 95.51, 243.59)}
+PAPER_MS = {"bicubic": (0.11, 0.15, 0.49), "Meta-SR (RDN)": (50.27, 69.27, 162.22), "LIIF (RDN)": (73.36, 185.42, 693.27),
+            "DIINN (RDN)": (56.6, 95.51, 243.59)}
+FAMILIES = {"diinn": ("DIINN (f)", {"variant": "f"}), "liif": ("LIIF", {}), "metasr": ("Meta-SR", {})}
 
 
 def sync(device) -> None:
@@ -62,11 +66,12 @@ def peak_mib(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def group(args, encoder: str, path: str, prec: str) -> list[dict]:
-    """Time one (encoder, path, precision) over every size, in this process."""
+def group(args, family: str, encoder: str, path: str, prec: str) -> list[dict]:
+    """Time one (model family, encoder, path, precision) over every size, in this process."""
     device = pick_device(args.device)
     torch.manual_seed(0)
-    model = models.build("diinn", encoder=encoder, variant="f").to(device).eval()
+    label, kwargs = FAMILIES[family]
+    model = models.build(family, encoder=encoder, **kwargs).to(device).eval()
     decoders.use_fast_path(model, path == "fast")
     lr = torch.rand(1, 3, args.input, args.input, device=device)
     rows = []
@@ -75,7 +80,7 @@ def group(args, encoder: str, path: str, prec: str) -> list[dict]:
             torch.cuda.reset_peak_memory_stats(device)
         ms = time_ms(lambda s=size: model.upscale(lr, size=(s, s), chunk_size=args.chunk_size, amp=prec == "bf16",
                                                   progress=False), device, args.runs, args.warmup)
-        rows.append({"model": f"DIINN (f) + {encoder}", "path": path, "precision": prec, "input": args.input,
+        rows.append({"model": f"{label} + {encoder}", "path": path, "precision": prec, "input": args.input,
                      "size": size, "ms": ms, "peak_mib": peak_mib(device),
                      "chunk": args.chunk_size or models.default_chunk(device)})
     return rows
@@ -115,6 +120,7 @@ def machine(device) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", default=["diinn"], choices=list(FAMILIES), help="decoder families")
     p.add_argument("--encoders", nargs="+", default=["rdn", "edsr-baseline"])
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512, 1024])
     p.add_argument("--input", type=int, default=48, help="LR side (the paper: 48)")
@@ -126,7 +132,7 @@ def main(argv=None) -> int:
                    "device's, models.default_chunk; 32768 = the chunk every device used before the fast path)")
     p.add_argument("--train-step", action="store_true", help="also time one training step per path")
     p.add_argument("--json", help="write every row to this JSON file")
-    p.add_argument("--one", nargs=3, metavar=("ENCODER", "PATH", "PREC"), help=argparse.SUPPRESS)
+    p.add_argument("--one", nargs=4, metavar=("MODEL", "ENCODER", "PATH", "PREC"), help=argparse.SUPPRESS)
     p.add_argument("--one-train", metavar="PATH", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     device = pick_device(args.device)
@@ -155,10 +161,11 @@ def main(argv=None) -> int:
     rows = [{"model": "bicubic (F.interpolate)", "path": "-", "precision": "fp32", "input": args.input, "size": s,
              "ms": time_ms(lambda s=s: F.interpolate(lr, size=(s, s), mode="bicubic"), device, args.runs,
                            args.warmup), "peak_mib": None} for s in args.sizes]
-    for enc in args.encoders:
-        for prec in precs:
-            for path in args.paths:
-                rows += child(["--one", enc, path, prec])
+    for family in args.models:
+        for enc in args.encoders:
+            for prec in precs:
+                for path in args.paths:
+                    rows += child(["--one", family, enc, path, prec])
     if args.train_step:
         for path in args.paths:
             rows += child(["--one-train", path])

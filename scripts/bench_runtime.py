@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from course_lib import decoders, models, precision  # noqa: E402
 from course_lib.errors import pick_device  # noqa: E402
 
-PAPER_MS = {"bicubic": (0.11, 0.15, 0.49), "Meta-SR (RDN)": (50.27, 69.27, 162.22), "LIIF (RDN)": (73.36, 185.42, 693.27),
-            "DIINN (RDN)": (56.6, 95.51, 243.59)}
+PAPER_MS = {"bicubic": (0.11, 0.15, 0.49), "Meta-SR (RDN)": (50.27, 69.27, 162.22),
+            "LIIF (RDN)": (73.36, 185.42, 693.27), "DIINN (RDN)": (56.6, 95.51, 243.59)}
 FAMILIES = {"diinn": ("DIINN (f)", {"variant": "f"}), "liif": ("LIIF", {}), "metasr": ("Meta-SR", {})}
 
 

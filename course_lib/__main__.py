@@ -1,7 +1,7 @@
 """Command line: ``python -m course_lib COMMAND ...``.
 
-Commands: ``upscale``, ``evaluate``, ``train``, ``list-pretrained``, ``data``. Each lives in the module that
-owns the idea (``models``, ``evaluate``, ``train``) as a ``cli(argv) -> int`` function; this file only
+Commands: ``upscale``, ``evaluate``, ``train``, ``compare``, ``list-pretrained``, ``data``. Each lives in the module
+that owns the idea (``models``, ``evaluate``, ``train``, ...) as a ``cli(argv) -> int`` function; this file only
 dispatches, and prints a :class:`~course_lib.errors.CourseError` as one line (exit status 2).
 """
 
@@ -17,6 +17,7 @@ COMMANDS = {
     "upscale": ("course_lib.upscale", "upscale an image to any scale or size"),
     "evaluate": ("course_lib.evaluate", "PSNR / SSIM / LR-PSNR tables (paper or standard protocol)"),
     "train": ("course_lib.train", "train a model from a config file"),
+    "compare": ("course_lib.compare", "train rows x seeds at equal budget and print the seed spread beside them"),
     "list-pretrained": ("course_lib.models", "list the checkpoints shipped with the course"),
     "data": ("course_lib.data", "list, fetch and verify the datasets (data list | fetch NAME | verify)"),
 }

@@ -168,3 +168,57 @@ def spread(scores: dict, reference: str, dataset: str, scale: float, level: floa
         table.append({"row": row, "psnr": float(np.mean(means)), "seed_spread": max(means) - min(means),
                       "n_seeds": len(means), "diff": float(diffs.mean()), "low": ci.low, "high": ci.high})
     return table
+
+
+ROW_SETS = {"table5": TABLE5_ROWS, "families": FAMILY_ROWS}
+
+
+def format_spread(table: list[dict], dataset: str, scale: float, reference: str) -> str:
+    """:func:`spread`'s rows as a Markdown table."""
+    lines = [f"| row | {dataset} x{scale:g} PSNR (dB) | seed spread | vs {reference} (95% CI) | finding? |",
+             "| --- | --- | --- | --- | --- |"]
+    for r in table:
+        real = r["row"] != reference and (r["low"] > 0 or r["high"] < 0) and abs(r["diff"]) > r["seed_spread"]
+        lines.append(f"| {r['row']} | {r['psnr']:.3f} | {r['seed_spread']:.3f} ({r['n_seeds']} seeds) | "
+                     f"{r['diff']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}] | {'yes' if real else 'no'} |")
+    return "\n".join(lines)
+
+
+def cli(argv=None) -> int:
+    """``python -m course_lib compare --rows table5 --seeds 0 1 --root runs/table5-cpu --datasets Set14 --scales 4``:
+    train the grid (resumably), score it and print the spread table of each (dataset, scale)."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m course_lib compare", description=cli.__doc__.split(":")[0])
+    p.add_argument("--config", default="compare-cpu", help="the base config (default: compare-cpu)")
+    p.add_argument("--rows", default="table5", choices=list(ROW_SETS), help="table5: (a)-(f) + 1/s; families: "
+                   "DIINN, LIIF, LIIF+SIREN, Meta-SR")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--root", default=None, help="folder of the runs (default: runs/<rows>-<config>)")
+    p.add_argument("--override", "-o", nargs="*", default=[], help="key=value for every row, e.g. run.max_steps=200")
+    p.add_argument("--datasets", nargs="+", default=["Set14"])
+    p.add_argument("--scales", type=float, nargs="+", default=[4.0])
+    p.add_argument("--limit", type=int, default=None, help="first N images of each set")
+    p.add_argument("--reference", default=None, help="the row differences are taken from (default: the base row)")
+    p.add_argument("--train-only", action="store_true")
+    p.add_argument("--json", help="write the spread rows to this file")
+    args = p.parse_args(argv)
+    rows = ROW_SETS[args.rows]
+    root = args.root or f"runs/{args.rows}-{Path(str(args.config)).stem}"
+    runs = train_rows(args.config, rows, args.seeds, root, overrides=train.parse_overrides(args.override))
+    if args.train_only:
+        return 0
+    scores = score_rows(runs, args.datasets, args.scales, limit=args.limit, progress=True)
+    reference = args.reference or next(name for name, over in rows.items() if not over)
+    out = []
+    labels = sorted({k for per in scores.values() for k in per}, key=lambda k: (str(k[0]), k[1]))
+    for dataset, scale in labels:
+        table = spread(scores, reference, dataset, scale)
+        print(format_spread(table, dataset, scale, reference) + "\n")
+        out += [{"dataset": dataset, "scale": scale, **r} for r in table]
+    if args.json:
+        from .files import atomic_write
+
+        atomic_write(Path(args.json), lambda f: f.write(json.dumps(out, indent=1) + "\n"), "w")
+    return 0

@@ -1,5 +1,7 @@
 """Equal-budget comparisons (course_lib.compare): rows one flag apart, seeds, resumable, per-image scores, spread."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -133,3 +135,24 @@ def test_spread_by_hand():
         compare.spread(scores, "x", "Set", 4.0)
     with pytest.raises(CourseError, match="no scores for Set x2"):
         compare.spread(scores, "ref", "Set", 2)
+
+
+def test_cli_trains_scores_and_prints_the_spread_table(folders, tmp_path, capsys):
+    from course_lib.__main__ import main
+
+    base = tiny(folders, tmp_path / "unused", **{"run.max_steps": 2})
+    base.pop("run.out_dir"), base.pop("run.seed")
+    over = [f"{k}={v}" for k, v in base.items()]
+    out = tmp_path / "spread.json"
+    code = main(["compare", "--rows", "families", "--seeds", "0", "1", "--root", str(tmp_path / "runs"),
+                 "--override", *over, "--datasets", str(folders[1]), "--scales", "2", "--json", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "| row | val x2 PSNR (dB) | seed spread | vs DIINN (f) (95% CI) | finding? |" in text
+    rows = json.loads(out.read_text())
+    assert [r["row"] for r in rows] == list(compare.FAMILY_ROWS)
+    assert all(r["n_seeds"] == 2 for r in rows)
+    assert (tmp_path / "runs" / "liif-siren-30-seed1" / "last.pt").is_file()
+    with pytest.raises(SystemExit) as exit_:
+        main(["compare", "--rows", "nonsense"])
+    assert exit_.value.code == 2 and "invalid choice: 'nonsense'" in capsys.readouterr().err

@@ -177,3 +177,125 @@ def imresize_matlab(img, scale: float | None = None, size=None):
     if is_torch:
         return torch.from_numpy(np.ascontiguousarray(out)).to(img.device)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Other resampling kernels, and a random one per patch (seed paper 004's "general resampling")
+# ---------------------------------------------------------------------------------------------------
+
+KERNELS = ("nearest", "bilinear", "bicubic", "lanczos", "area")  # random_resample's default pool
+
+
+def _lanczos3(x: np.ndarray) -> np.ndarray:
+    """PIL's Lanczos kernel (a = 3): sinc(x) sinc(x / 3) on [-3, 3), 0 elsewhere (np.sinc is sin(pi x)/(pi x))."""
+    return np.where((x >= -3.0) & (x < 3.0), np.sinc(x) * np.sinc(x / 3.0), 0.0)
+
+
+def _box(x: np.ndarray) -> np.ndarray:
+    """PIL's box kernel: 1 on (-1/2, 1/2], 0 elsewhere."""
+    return ((x > -0.5) & (x <= 0.5)).astype(np.float64)
+
+
+_SEPARABLE = {"lanczos": (_lanczos3, 3.0), "area": (_box, 0.5)}  # kernel and its support (input pixels)
+
+
+def pil_weights(in_len: int, out_len: int, kernel: str) -> np.ndarray:
+    """The (out_len, in_len) matrix with which PIL resizes one axis with the ``"lanczos"`` or ``"area"`` (box) kernel.
+
+    Output pixel i sits at input position c = (i + 1/2) * in_len / out_len. When shrinking, the kernel is stretched
+    by f = in_len / out_len (antialiasing; f = 1 when enlarging): input pixel x gets k((x + 1/2 - c) / f), over the
+    pixels x from trunc(c - support * f + 1/2) to trunc(c + support * f + 1/2) (exclusive) inside the image, and
+    each row is normalised to sum 1 (so nothing is mirrored: taps outside the image are dropped). With the box
+    kernel this is the exact area average. Notebook: 11_fixed_scale (planned).
+    """
+    fn, support = _SEPARABLE[kernel]
+    ratio = in_len / out_len
+    f = max(ratio, 1.0)
+    m = np.zeros((out_len, in_len), dtype=np.float64)
+    for i in range(out_len):
+        c = (i + 0.5) * ratio
+        lo = max(int(c - support * f + 0.5), 0)
+        hi = min(int(c + support * f + 0.5), in_len)
+        x = np.arange(lo, hi, dtype=np.float64)
+        w = fn((x + 0.5 - c) / f)
+        m[i, lo:hi] = w / w.sum()
+    return m
+
+
+def resample(img: torch.Tensor, size, kernel: str = "bicubic") -> torch.Tensor:
+    """Resize ``img`` (C, H, W) or (B, C, H, W) to ``size`` = (h, w) with one named kernel (shrink or enlarge).
+
+    * ``"nearest"``: the pixel whose centre is nearest (``F.interpolate(mode="nearest-exact")``, PIL's NEAREST);
+    * ``"bilinear"``: antialiased bilinear (``F.interpolate(antialias=True)``, PIL's BILINEAR);
+    * ``"bicubic"``: :func:`bicubic_aa`, the course's LR maker (a = -0.5, PIL's BICUBIC);
+    * ``"lanczos"``: Lanczos-3, antialiased (:func:`pil_weights`, PIL's LANCZOS);
+    * ``"area"``: the exact area average of the input pixels under each output pixel (PIL's BOX; at an integer
+      factor the mean of each s x s block).
+
+    uint8 input is computed in float and rounded (and clamped) back to uint8 once; float input is returned unrounded
+    and unclamped (Lanczos and bicubic overshoot). Notebook: 11_fixed_scale (planned).
+    """
+    if kernel not in KERNELS:
+        raise CourseError(f"unknown resampling kernel {kernel!r}; choose one of: {', '.join(KERNELS)}")
+    x, added = _as_batch(img, "img")
+    h, w = check_size(size)
+    u8 = x.dtype == torch.uint8
+    if not u8 and not x.is_floating_point():
+        raise CourseError(f"img must be uint8 (0..255) or float, got dtype {x.dtype}")
+    if kernel == "bicubic":
+        y = bicubic_aa(x, (h, w))
+        return y[0] if added else y
+    xf = x.float() if u8 else x
+    if kernel == "nearest":
+        y = F.interpolate(xf, size=(h, w), mode="nearest-exact")
+    elif kernel == "bilinear":
+        y = F.interpolate(xf, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+    else:
+        rows = torch.from_numpy(pil_weights(x.shape[-2], h, kernel)).to(xf.device)
+        cols = torch.from_numpy(pil_weights(x.shape[-1], w, kernel)).to(xf.device)
+        y = (rows @ xf.double() @ cols.T).to(xf.dtype)
+    if u8:
+        y = y.clamp(0, 255).round().to(torch.uint8)
+    return y[0] if added else y
+
+
+def check_kernels(kernels) -> tuple[str, ...]:
+    """A tuple of kernel names from a list, one name, or ``"random"`` (all of :data:`KERNELS`); unknown names and
+    an empty list raise CourseError. Notebook: 11_fixed_scale (planned)."""
+    if isinstance(kernels, str):
+        kernels = KERNELS if kernels == "random" else (kernels,)
+    kernels = tuple(KERNELS if k == "random" else (k,) for k in kernels)
+    names = tuple(dict.fromkeys(n for group in kernels for n in group))
+    bad = [n for n in names if n not in KERNELS]
+    if not names or bad:
+        raise CourseError(f"resampling kernels must be some of {', '.join(KERNELS)} (or 'random' for all), "
+                          f"got {bad[0] if bad else 'none'}")
+    return names
+
+
+def random_resample(img: torch.Tensor, scale=None, size=None, kernels=KERNELS, generator=None, seed=None,
+                    return_kernels: bool = False):
+    """Shrink ``img`` with a kernel drawn at random for each patch: the LR maker of 004's "general resampling".
+
+    ``img`` (C, H, W) or (B, C, H, W), uint8 or float; the output is ``size`` = (h, w) or :func:`lr_size` of
+    ``scale``. Each patch of a batch draws its own kernel, uniformly from ``kernels`` (default: all five of
+    :data:`KERNELS`; see :func:`resample`), with ``generator`` (a ``torch.Generator``) or a new one seeded with
+    ``seed``; one of them is required (the draw must be reproducible). With a single kernel nothing is drawn (the
+    generator is left untouched): ``kernels=("bicubic",)`` gives exactly :func:`bicubic_aa`, the course's LR.
+    ``return_kernels=True`` also returns the kernel names, one per patch. Notebook: 11_fixed_scale (planned).
+    """
+    names = check_kernels(kernels)
+    x, added = _as_batch(img, "img")
+    if (scale is None) == (size is None):
+        raise CourseError("give exactly one of scale= or size= to random_resample")
+    out_size = lr_size(x.shape[-2:], scale) if scale is not None else check_size(size)
+    if len(names) == 1:
+        chosen = [names[0]] * x.shape[0]
+    else:
+        if generator is None and seed is None:
+            raise CourseError("random_resample draws a kernel per patch: pass generator=torch.Generator() or seed=")
+        g = generator if generator is not None else torch.Generator().manual_seed(int(seed))
+        chosen = [names[i] for i in torch.randint(len(names), (x.shape[0],), generator=g).tolist()]
+    out = torch.cat([resample(x[i : i + 1], out_size, k) for i, k in enumerate(chosen)])
+    out = out[0] if added else out
+    return (out, chosen) if return_kernels else out

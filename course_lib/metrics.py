@@ -13,6 +13,10 @@ Super-resolution papers do not all measure the same thing. A "protocol" fixes ev
 ``PROTOCOLS[name]`` describes each one and carries its LR maker and bicubic baseline, so the
 evaluation runner (:mod:`course_lib.evaluate`) needs no protocol-specific code.
 Derived in notebooks/00_sisr_problem.ipynb and notebooks/07_evaluation.ipynb.
+
+Also here: full YCbCr (:func:`rgb_to_ycbcr`, for MemNet) and seed paper 004's AlexNet-feature metric
+(:func:`alex_similarity`: cosine similarity of 9,216-d pooled AlexNet features; needs ImageNet weights,
+see :mod:`course_lib.imagenet`), both from notebooks/11_fixed_scale.ipynb (planned).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 from .degrade import bicubic_aa, imresize_matlab, lr_size
 from .errors import CourseError, check_scale
@@ -331,3 +336,122 @@ def measure(sr, hr, scale, protocol="paper") -> dict:
         "ssim": ssim_per_image(va, vb, peak).mean().item(),
         "lr_psnr": lr_psnr(a, b, scale, p),
     }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Colour: full YCbCr (MemNet works on Y and takes Cb, Cr from bicubic)
+# ---------------------------------------------------------------------------------------------------
+
+_YCBCR = ((65.481, 128.553, 24.966), (-37.797, -74.203, 112.0), (112.0, -93.786, -18.214))  # BT.601, x 1/255
+_YCBCR_OFFSET = (16.0, 128.0, 128.0)  # on 0..255
+
+
+def rgb_to_ycbcr(img: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] (B, 3, H, W) -> BT.601 YCbCr scaled to [0, 1] (Y in [16, 235] / 255), unrounded.
+
+    MATLAB's ``rgb2ycbcr`` of a double image (what MemNet's code feeds the network): Y = (16 + 65.481 R +
+    128.553 G + 24.966 B) / 255, Cb and Cr alike around 128 / 255; scikit-image's ``rgb2ycbcr`` / 255.
+    :func:`rgb_to_y` is the same Y on 0..255, rounded for the standard protocol. Notebook: 11_fixed_scale (planned).
+    """
+    if not isinstance(img, torch.Tensor) or img.dim() != 4 or img.shape[1] != 3 or not img.is_floating_point():
+        raise CourseError(f"img must be a float tensor (B, 3, H, W) in [0, 1], got {getattr(img, 'shape', img)}")
+    m = img.new_tensor(_YCBCR) / 255.0
+    return torch.einsum("ij,bjhw->bihw", m, img) + img.new_tensor(_YCBCR_OFFSET).view(1, 3, 1, 1) / 255.0
+
+
+def ycbcr_to_rgb(img: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`rgb_to_ycbcr` (unclamped), as scikit-image's ``ycbcr2rgb`` of 255 x ``img``.
+
+    Notebook: 11_fixed_scale (planned)."""
+    if not isinstance(img, torch.Tensor) or img.dim() != 4 or img.shape[1] != 3 or not img.is_floating_point():
+        raise CourseError(f"img must be a float tensor (B, 3, H, W), got {getattr(img, 'shape', img)}")
+    inv = torch.linalg.inv(torch.tensor(_YCBCR, dtype=torch.float64) / 255.0).to(img)
+    shifted = img - img.new_tensor(_YCBCR_OFFSET).view(1, 3, 1, 1) / 255.0
+    return torch.einsum("ij,bjhw->bihw", inv, shifted)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The AlexNet-feature metric of seed paper 004
+# ---------------------------------------------------------------------------------------------------
+
+ALEX_DIM = 9216  # 256 channels x 6 x 6 after AlexNet's adaptive average pool: the input of its first FC layer
+ALEX_PREPROCESS = ("preset", "full")
+_ALEX_CACHE: dict = {}
+
+
+def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a . b / (|a| |b|) of each row of two (B, D) tensors, in float64: (B,). Notebook: 11_fixed_scale (planned)."""
+    a, b = a.double().flatten(1), b.double().flatten(1)
+    if a.shape != b.shape:
+        raise CourseError(f"feature vectors must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    den = a.norm(dim=1) * b.norm(dim=1)
+    if (den == 0).any():
+        raise CourseError("a feature vector is all zeros, so its cosine similarity is undefined (a blank image?)")
+    return (a * b).sum(1) / den
+
+
+def alex_network(weights="imagenet", device=None, download: bool = True):
+    """AlexNet's ``features`` for the metric, loaded once per (weights, device) (course_lib.imagenet's rules:
+    ``"imagenet"``, a file, or ``"random"`` for tests). Notebook: 11_fixed_scale (planned)."""
+    from .imagenet import load_backbone
+
+    key = (str(weights), str(torch.device(device or "cpu")))
+    if key not in _ALEX_CACHE:
+        _ALEX_CACHE[key] = load_backbone("alexnet", weights, download=download, device=device)
+    return _ALEX_CACHE[key]
+
+
+def alex_preprocess(img: torch.Tensor, preprocess: str = "preset") -> torch.Tensor:
+    """RGB in [0, 1] (B, 3, H, W) -> AlexNet's input (float32, ImageNet-normalised).
+
+    ``"preset"`` (the default): torchvision's ``AlexNet_Weights.IMAGENET1K_V1.transforms()``: short side resized to
+    256 (antialiased bilinear; long side ``int(256 * long / short)``), centre crop 224 x 224 (offsets
+    ``round((side - 224) / 2)``), normalised. ``"full"``: the whole image, only normalised (the adaptive pool still
+    gives 9,216 values; at least 63 x 63 pixels). Notebook: 11_fixed_scale (planned)."""
+    from .imagenet import imagenet_normalize
+
+    if preprocess not in ALEX_PREPROCESS:
+        raise CourseError(f"preprocess must be one of {', '.join(ALEX_PREPROCESS)}, got {preprocess!r}")
+    x = img.float()
+    H, W = x.shape[-2:]
+    if preprocess == "preset":
+        short, long = (H, W) if H <= W else (W, H)
+        new_long = int(256 * long / short)
+        size = (256, new_long) if H <= W else (new_long, 256)
+        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        top, left = int(round((size[0] - 224) / 2.0)), int(round((size[1] - 224) / 2.0))
+        x = x[..., top : top + 224, left : left + 224]
+    elif min(H, W) < 63:
+        raise CourseError(f"AlexNet needs at least 63x63 pixels, got {H}x{W}; use preprocess='preset' (resizes)")
+    return imagenet_normalize(x)
+
+
+def alex_features(img, net=None, weights="imagenet", preprocess: str = "preset") -> torch.Tensor:
+    """The 9,216-d AlexNet feature vector of each image: ``features`` -> 6x6 adaptive average pool -> flatten.
+
+    ``img``: (3, H, W) or (B, 3, H, W), float in [0, 1] or uint8; a grey (1, H, W) image is copied to RGB.
+    ``net``: a network from :func:`alex_network` (else loaded with ``weights``). The values are >= 0 (they
+    follow a ReLU and a max-pool). Returns float32 (B, 9216). Notebook: 11_fixed_scale (planned)."""
+    x = _as_float_batch(img, "img")
+    x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+    net = alex_network(weights) if net is None else net
+    device = next(net.parameters()).device
+    with torch.no_grad():
+        f = net(alex_preprocess(x.to(device), preprocess))
+        return F.adaptive_avg_pool2d(f, (6, 6)).flatten(1)
+
+
+def alex_similarity_per_image(sr, hr, net=None, weights="imagenet", preprocess: str = "preset") -> torch.Tensor:
+    """Seed 004's metric for each image of a batch: the cosine similarity of the AlexNet feature vectors of SR and
+    HR (float64 (B,), in [0, 1] since the features are >= 0; 1 for identical images). Notebook: 11_fixed_scale
+    (planned)."""
+    a, b = _pair(sr, hr)
+    net = alex_network(weights) if net is None else net
+    return cosine_similarity(alex_features(a, net, preprocess=preprocess), alex_features(b, net, preprocess=preprocess))
+
+
+def alex_similarity(sr, hr, net=None, weights="imagenet", preprocess: str = "preset") -> float:
+    """Mean over the batch of :func:`alex_similarity_per_image` (004's ALEX column). Without ImageNet weights it
+    refuses (``course_lib.imagenet``); ``weights="random"`` gives a test-only number. Notebook: 11_fixed_scale
+    (planned)."""
+    return alex_similarity_per_image(sr, hr, net, weights, preprocess).mean().item()

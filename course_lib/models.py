@@ -32,7 +32,9 @@ from .encoders import EDSR, ENCODERS, RDN, build_encoder
 from .errors import CourseError, check_image_batch, check_scale, check_size
 from .files import atomic_write
 from .liif import build_liif
+from .memnet import build_memnet
 from .metasr import build_metasr
+from .srgan import build_srresnet
 
 DEFAULT_CHUNK = 32768  # query pixels per decoder call on a GPU: about 0.3 GB of activations for DIINN
 SKIPS = (None, "bicubic", "bilinear")  # SRModel's optional global skip (not in DIINN)
@@ -394,6 +396,8 @@ def build_bicubic() -> BicubicModel:
 
 register("liif")(build_liif)  # lesson 09: LIIF, its ablations (one flag each) and seed 003's LIIF+SIREN (mlp="siren")
 register("metasr")(build_metasr)  # lesson 09: Meta-SR's Pos2Weight as the LIIF code re-implements it
+register("memnet")(build_memnet)  # lesson 11: MemNet (seed 004), pre-upsampling, Y channel + bicubic CbCr
+register("srresnet")(build_srresnet)  # lesson 11: SRGAN's generator (seed 004), fixed x4
 
 
 def build(name: str, **kwargs) -> nn.Module:

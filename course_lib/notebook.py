@@ -509,6 +509,32 @@ def _sol_05_encoder_share(enc_macs, dec_macs, scale):
     return enc_macs / (enc_macs + scale**2 * dec_macs)
 
 
+def _sol_08_design_costs(z_dim, p_dim, width, depth):
+    """Lesson 08: parameters of Table 5's three design choices: [z skips (d) - (b), positional init (e) - (f),
+    s instead of m (f) - (d)]. A linear layer from n to k values has n k + k parameters.
+
+    z skips: each of the depth - 1 later modulation layers K_i reads [x z] instead of x, z_dim more inputs, so
+    z_dim * width more weights (no more biases). Positional init: the layer p <- sin(P p + b) from p_dim to z_dim
+    (eq. 8), and Q_0 then reads z_dim values instead of p_dim. s instead of m: s_(i-1) is as wide as m_(i-1)."""
+    skips = (depth - 1) * z_dim * width
+    pos_init = (p_dim * z_dim + z_dim) + (z_dim - p_dim) * width
+    return [skips, pos_init, 0]
+
+
+def _sol_08_seed_spread(per_seed):
+    """Lesson 08: [mean PSNR over images and seeds, seed spread] of one row, from its per-image PSNRs (one array per
+    seed, the same images). Each seed's mean over the images; the row's PSNR is the mean of those; the seed spread is
+    the largest minus the smallest."""
+    means = [float(np.mean(scores)) for scores in per_seed]
+    return [float(np.mean(means)), max(means) - min(means)]
+
+
+def _sol_08_is_finding(diff, low, high, seed_spread):
+    """Lesson 08: a difference is a finding when its interval excludes 0 (other test images would not undo it) and it
+    is larger in size than the spread between seeds (retraining would not undo it either)."""
+    return bool((low > 0 or high < 0) and abs(diff) > seed_spread)
+
+
 SOLUTIONS = {
     ("00", "psnr"): _sol_00_psnr,
     ("00", "rgb_to_y"): _sol_00_rgb_to_y,
@@ -526,6 +552,9 @@ SOLUTIONS = {
     ("05", "encoder_share"): _sol_05_encoder_share,
     ("07", "checkerboard_psnr"): _sol_07_checkerboard_psnr,
     ("07", "images_needed"): _sol_07_images_needed,
+    ("08", "design_costs"): _sol_08_design_costs,
+    ("08", "seed_spread"): _sol_08_seed_spread,
+    ("08", "is_finding"): _sol_08_is_finding,
 }
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import evaluate, stats, train
+from .config import _deep_merge, parse_overrides
 from .errors import CourseError
 
 # Table 5 of the DIINN paper, each row one flag away from the final model (f); plus the scale channel (area ratio in
@@ -88,9 +89,9 @@ def train_rows(config, rows: dict, seeds=(0,), root="runs/compare", overrides=No
     budget (``run.max_steps``); a row may not change the budget or the folder. Notebooks 08_ablations and
     09_liif_metasr."""
     seeds = _check_rows(rows, seeds)
-    base = train.parse_overrides(overrides or {})
+    base = parse_overrides(overrides or {})
     for name, over in rows.items():
-        flat = train.parse_overrides(over)
+        flat = parse_overrides(over)
         if "run" in flat and ({"max_steps", "max_minutes", "out_dir", "seed"} & set(flat["run"])):
             raise CourseError(f"row {name!r} changes the budget, seed or folder; rows of a comparison must share "
                               "them (set run.* in overrides, for every row)")
@@ -103,7 +104,7 @@ def train_rows(config, rows: dict, seeds=(0,), root="runs/compare", overrides=No
             if step is not None:
                 log(f"{name} seed {seed}: finished at step {step} ({folder})")
                 continue
-            merged = train._deep_merge(train._deep_merge(base, train.parse_overrides(over)),
+            merged = _deep_merge(_deep_merge(base, parse_overrides(over)),
                                        {"run": {"seed": seed, "out_dir": str(folder), "progress": progress}})
             log(f"{name} seed {seed}: training in {folder}")
             train.train(config, overrides=_flat(merged), resume="auto")
@@ -206,7 +207,7 @@ def cli(argv=None) -> int:
     args = p.parse_args(argv)
     rows = ROW_SETS[args.rows]
     root = args.root or f"runs/{args.rows}-{Path(str(args.config)).stem}"
-    runs = train_rows(args.config, rows, args.seeds, root, overrides=train.parse_overrides(args.override))
+    runs = train_rows(args.config, rows, args.seeds, root, overrides=parse_overrides(args.override))
     if args.train_only:
         return 0
     scores = score_rows(runs, args.datasets, args.scales, limit=args.limit, progress=True)

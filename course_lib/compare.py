@@ -85,7 +85,8 @@ def train_rows(config, rows: dict, seeds=(0,), root="runs/compare", overrides=No
     ``{(row, seed): run folder}``.
 
     Each run lives in :func:`run_dir`; a finished one is skipped, an interrupted one resumed bit-exactly (the
-    trainer's ``resume="auto"``), so re-running the call only does what is missing. Every run shares the base's
+    trainer's ``resume="auto"``), so re-running the call only does what is missing; a Ctrl-C (or SIGTERM) saves
+    the current run and stops the whole grid (KeyboardInterrupt). Every run shares the base's
     budget (``run.max_steps``); a row may not change the budget or the folder. Notebooks 08_ablations and
     09_liif_metasr."""
     seeds = _check_rows(rows, seeds)
@@ -107,7 +108,11 @@ def train_rows(config, rows: dict, seeds=(0,), root="runs/compare", overrides=No
             merged = _deep_merge(_deep_merge(base, parse_overrides(over)),
                                        {"run": {"seed": seed, "out_dir": str(folder), "progress": progress}})
             log(f"{name} seed {seed}: training in {folder}")
-            train.train(config, overrides=_flat(merged), resume="auto")
+            result = train.train(config, overrides=_flat(merged), resume="auto")
+            if result.stopped_by is not None:  # Ctrl-C, SIGTERM or a deadline: stop the grid, not just this run
+                log(f"{name} seed {seed}: stopped at step {result.step} ({result.stopped_by}); run the same call "
+                    "again to resume")
+                raise KeyboardInterrupt(f"comparison stopped in {folder}")
     return out
 
 

@@ -156,3 +156,28 @@ def test_cli_trains_scores_and_prints_the_spread_table(folders, tmp_path, capsys
     with pytest.raises(SystemExit) as exit_:
         main(["compare", "--rows", "nonsense"])
     assert exit_.value.code == 2 and "invalid choice: 'nonsense'" in capsys.readouterr().err
+
+
+def test_a_ctrl_c_stops_the_whole_grid_and_a_rerun_finishes_it(folders, tmp_path, monkeypatch):
+    import signal
+
+    base = tiny(folders, tmp_path / "unused", **{"run.max_steps": 4})
+    base.pop("run.out_dir"), base.pop("run.seed")
+    rows = {"(f)": {}, "(b)": {"model.variant": "b"}}
+    real_step, calls = train.Trainer.step, []
+
+    def step(self, batch):
+        calls.append(1)
+        if len(calls) == 2:
+            signal.raise_signal(signal.SIGINT)  # a first Ctrl-C in the first run: it saves and returns
+        return real_step(self, batch)
+
+    monkeypatch.setattr(train.Trainer, "step", step)
+    log = []
+    with pytest.raises(KeyboardInterrupt):
+        compare.train_rows(None, rows, [0], tmp_path / "g", overrides=base, progress=False, log=log.append)
+    assert "stopped at step 2 (signal)" in log[-1]
+    assert not compare.run_dir(tmp_path / "g", "(b)", 0).exists()  # the grid stopped: (b) never started
+    monkeypatch.setattr(train.Trainer, "step", real_step)
+    runs = compare.train_rows(None, rows, [0], tmp_path / "g", overrides=base, progress=False)
+    assert all(compare.finished_step(f) == 4 for f in runs.values())

@@ -29,7 +29,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from .data_manifest import FILES, SOURCES
-from .degrade import bicubic_aa
+from .degrade import check_kernels, random_resample
 from .errors import CourseError, check_scale
 from .images import load_image_uint8, to_uint8
 
@@ -534,11 +534,14 @@ class MultiScalePatches(_PatchSampler):
     ``i % len(hr_dataset)``, LR = :func:`~course_lib.degrade.bicubic_aa` of the uint8 crop to
     patch x patch (rounded to uint8), then random flips/transpose shared by LR and HR. The default
     collate turns a batch into ``[[lr (B,3,p,p), hr (B,3,ps,ps)], ...]``, one pair per scale.
-    ``hr_dataset`` returns uint8 (3, H, W) (an :class:`HRFolder`). Notebook: 06_training.
+    ``hr_dataset`` returns uint8 (3, H, W) (an :class:`HRFolder`). ``degrade``: the LR kernels, one drawn per
+    patch with the item's generator (:func:`~course_lib.degrade.random_resample`; ``"random"`` = all five, 004's
+    general resampling); the default ``("bicubic",)`` draws nothing and gives the pairs above. Notebook: 06_training.
     """
 
     def __init__(self, hr_dataset, scales=(2, 3, 4), patch: int = 48, repeat: int = 1, seed: int = 0,
-                 augment: bool = True):
+                 augment: bool = True, degrade=("bicubic",)):
+        self.kernels = check_kernels(degrade)
         self.scales = tuple(check_scale(s, "scale", minimum=1.0) for s in scales)
         if not self.scales:
             raise CourseError("scales must hold at least one scale, e.g. (2, 3, 4)")
@@ -552,7 +555,7 @@ class MultiScalePatches(_PatchSampler):
         pairs = []
         for s in self.scales:
             hr = self._crop(i, img, round(self.patch * s), g)
-            lr = bicubic_aa(hr, (self.patch, self.patch))
+            lr = random_resample(hr, size=(self.patch, self.patch), kernels=self.kernels, generator=g)
             if self.augment:
                 lr, hr = random_flips(lr, hr, g)
             pairs.append((lr.float() / 255.0, hr.float() / 255.0))
@@ -566,11 +569,14 @@ class LIIFPatches(_PatchSampler):
     uint8 crop to patch x patch; random flips/transpose; then ``sample_q`` HR pixels drawn without
     replacement (all of them when ``sample_q`` is None). Returns a dict: ``lr`` (3, p, p), ``coord``
     (Q, 2) pixel centres (row, col) in [-1, 1], ``cell`` (Q, 2) = (2/H, 2/W) of the crop, ``gt``
-    (Q, 3), all float ([0, 1] for images). Notebook: 06_training.
+    (Q, 3), all float ([0, 1] for images). ``degrade`` as in :class:`MultiScalePatches` (default: bicubic only).
+    Notebook: 06_training.
     """
 
     def __init__(self, hr_dataset, scale_min: float = 1.0, scale_max: float = 4.0, patch: int = 48,
-                 sample_q: int | None = 2304, repeat: int = 1, seed: int = 0, augment: bool = True):
+                 sample_q: int | None = 2304, repeat: int = 1, seed: int = 0, augment: bool = True,
+                 degrade=("bicubic",)):
+        self.kernels = check_kernels(degrade)
         self.scale_min = check_scale(scale_min, "scale_min", minimum=1.0)
         self.scale_max = check_scale(scale_max, "scale_max", minimum=1.0)
         if self.scale_max < self.scale_min:
@@ -588,7 +594,7 @@ class LIIFPatches(_PatchSampler):
         crop = round(self.patch * s)
         i = index % len(self.hr)
         hr = self._crop(i, None if self.sizes is not None else self._image(i), crop, g)
-        lr = bicubic_aa(hr, (self.patch, self.patch))
+        lr = random_resample(hr, size=(self.patch, self.patch), kernels=self.kernels, generator=g)
         if self.augment:
             lr, hr = random_flips(lr, hr, g)
         n = crop * crop

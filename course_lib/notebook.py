@@ -509,6 +509,38 @@ def _sol_05_encoder_share(enc_macs, dec_macs, scale):
     return enc_macs / (enc_macs + scale**2 * dec_macs)
 
 
+def _sol_06_pixels_per_step(patch, batch, scales, sample_q):
+    """Lesson 06: HR pixels scored in one step, [the authors' recipe, LIIF's recipe].
+
+    Authors': every image gives one round(patch * s) square crop per scale and every pixel of it is scored. LIIF's:
+    one crop per image, whatever its scale, and only sample_q of its pixels are scored."""
+    authors = batch * sum(round(patch * s) ** 2 for s in scales)
+    return [authors, batch * sample_q]
+
+
+def _sol_06_learning_rate(k, lr, max_steps, warmup_steps, schedule, milestones, gamma):
+    """Lesson 06: the learning rate after k completed steps (the rate of step k + 1).
+
+    Warm-up: min(1, (k + 1) / W). Step: gamma to the number of milestones round(m * max_steps) that k has reached.
+    Cosine: 0.5 (1 + cos(pi t)), t = (k - W) / (max_steps - W) clipped to [0, 1]."""
+    warm = min(1.0, (k + 1) / warmup_steps) if warmup_steps else 1.0
+    if schedule == "cosine":
+        t = min(1.0, max(0.0, (k - warmup_steps) / max(1, max_steps - warmup_steps)))
+        return lr * warm * 0.5 * (1 + math.cos(math.pi * t))
+    passed = sum(k >= round(m * max_steps) for m in milestones)
+    return lr * warm * gamma**passed
+
+
+def _sol_06_plan_steps(rate, seconds, val_seconds, val_every):
+    """Lesson 06: steps n that fit a time budget: n / rate + val_seconds (1 + n / val_every) = 0.97 seconds.
+
+    Solve for n: the usable time, less the final validation, divided by the time per step (the step itself plus
+    its share of the periodic validations); round down, never below 0."""
+    usable = (1 - 0.03) * seconds - val_seconds  # 3 % of the time is kept for saving
+    per_step = 1 / rate + (val_seconds / val_every if val_every else 0.0)
+    return max(0, int(usable / per_step))
+
+
 def _sol_08_design_costs(z_dim, p_dim, width, depth):
     """Lesson 08: parameters of Table 5's three design choices: [z skips (d) - (b), positional init (e) - (f),
     s instead of m (f) - (d)]. A linear layer from n to k values has n k + k parameters.
@@ -535,6 +567,51 @@ def _sol_08_is_finding(diff, low, high, seed_spread):
     return bool((low > 0 or high < 0) and abs(diff) > seed_spread)
 
 
+def _sol_09_ensemble_weights(coord, lr_size):
+    """Lesson 09: LIIF's four ensemble weights (4, B, Q) for queries ``coord`` (B, Q, 2) on an (h, w) LR grid.
+
+    For each shift (row, col) in (-1, -1), (-1, 1), (1, -1), (1, 1): move the query half an LR pixel (1/h, 1/w) that
+    way plus 1e-6, clamp it into [-1 + 1e-6, 1 - 1e-6], take the centre of the LR pixel it lands in and
+    rel = (query - centre) * (h, w). The area |rel_row * rel_col| + 1e-9 is the rectangle between the query and that
+    centre; each prediction is weighted by the area of the diagonally opposite shift (0<->3, 1<->2), over the total."""
+    h, w = lr_size
+    c = coord.double()
+    areas = []
+    for v_row, v_col in ((-1, -1), (-1, 1), (1, -1), (1, 1)):
+        rel = []
+        for axis, n, v in ((0, h, v_row), (1, w, v_col)):
+            s = (c[..., axis] + v / n + 1e-6).clamp(-1 + 1e-6, 1 - 1e-6)
+            index = torch.floor((s + 1) * n / 2).clamp(0, n - 1)  # the LR pixel holding s
+            rel.append((c[..., axis] - (-1 + (2 * index + 1) / n)) * n)
+        areas.append((rel[0] * rel[1]).abs() + 1e-9)
+    areas = torch.stack(areas)
+    return areas.flip(0) / areas.sum(0)
+
+
+def _sol_09_query_macs(c, width, depth):
+    """Lesson 09: multiply-adds per query on the reference path of [DIINN (f), LIIF, Meta-SR], for C encoder channels
+    (z has 9C values), hidden ``width`` and ``depth`` (DIINN: layers per branch; LIIF: hidden layers; Meta-SR: always
+    one hidden layer). A linear layer from n to k values costs n k multiply-adds.
+
+    DIINN: K_0 (9C -> W), K_1.. ([s z] -> W), Q_0 (3 -> W), Q_1.. (W -> W), output (W -> 3). LIIF: four shifted
+    queries, each an MLP 9C + 4 -> W -> ... -> 3. Meta-SR: Pos2Weight 3 -> W -> 9C * 3, then the 9C x 3 kernel
+    times z."""
+    z = 9 * c
+    diinn = z * width + (depth - 1) * (width + z) * width + 3 * width + (depth - 1) * width * width + width * 3
+    liif = 4 * ((z + 4) * width + (depth - 1) * width * width + width * 3)
+    metasr = 3 * width + width * z * 3 + z * 3
+    return [diinn, liif, metasr]
+
+
+def _sol_09_time_line(pixels, ms):
+    """Lesson 09: the least-squares line ms = fixed + per_pixel * pixels through timing points: [fixed, per_pixel].
+
+    per_pixel = cov(pixels, ms) / var(pixels); the line passes through the means."""
+    x, y = np.asarray(pixels, dtype=float), np.asarray(ms, dtype=float)
+    per_pixel = float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
+    return [float(y.mean() - per_pixel * x.mean()), per_pixel]
+
+
 SOLUTIONS = {
     ("00", "psnr"): _sol_00_psnr,
     ("00", "rgb_to_y"): _sol_00_rgb_to_y,
@@ -550,11 +627,17 @@ SOLUTIONS = {
     ("05", "edsr_params"): _sol_05_edsr_params,
     ("05", "receptive_field"): _sol_05_receptive_field,
     ("05", "encoder_share"): _sol_05_encoder_share,
+    ("06", "pixels_per_step"): _sol_06_pixels_per_step,
+    ("06", "learning_rate"): _sol_06_learning_rate,
+    ("06", "plan_steps"): _sol_06_plan_steps,
     ("07", "checkerboard_psnr"): _sol_07_checkerboard_psnr,
     ("07", "images_needed"): _sol_07_images_needed,
     ("08", "design_costs"): _sol_08_design_costs,
     ("08", "seed_spread"): _sol_08_seed_spread,
     ("08", "is_finding"): _sol_08_is_finding,
+    ("09", "ensemble_weights"): _sol_09_ensemble_weights,
+    ("09", "query_macs"): _sol_09_query_macs,
+    ("09", "time_line"): _sol_09_time_line,
 }
 
 

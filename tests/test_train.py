@@ -13,16 +13,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import write_images
 
 from course_lib import models, precision, train
 from course_lib.__main__ import main
 from course_lib.errors import CourseError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
-_write_images = write_images  # tests/test_train_ddp.py imports it from here
 
 
 def tiny(folders, out_dir, **extra) -> dict:

@@ -16,7 +16,7 @@ import torch
 from course_lib import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_train import _write_images  # noqa: E402
+from conftest import write_images  # noqa: E402
 
 STEPS = 4
 
@@ -30,8 +30,8 @@ def overrides(root: Path, batch: int, out_dir: Path) -> dict:
 
 @pytest.mark.slow
 def test_two_processes_match_each_other_and_one_big_batch(tmp_path):
-    _write_images(tmp_path / "train", 8)
-    _write_images(tmp_path / "val", 1, size=(16, 20), seed=1)
+    write_images(tmp_path / "train", 8)
+    write_images(tmp_path / "val", 1, size=(16, 20), seed=1)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
                                                                         os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

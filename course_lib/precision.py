@@ -39,10 +39,17 @@ def cpu_has_native_bf16() -> bool:
     return bool(set(NATIVE_BF16_FLAGS) & cpu_flags())
 
 
+def cuda_has_native_bf16(device) -> bool:
+    """True on CUDA GPUs with bf16 tensor cores (compute capability 8.0+, Ampere and later). Older GPUs (T4, V100)
+    emulate bf16 slowly, and ``torch.cuda.is_bf16_supported()`` counts emulation as support, so it is not asked.
+    Notebook: 06_training."""
+    return torch.cuda.get_device_capability(torch.device(device))[0] >= 8
+
+
 def autocast_dtype(mode: str, device) -> torch.dtype | None:
     """The autocast dtype for ``mode`` on ``device``, or None for plain fp32 (lessons 04 and 06).
 
-    ``auto``: bf16 on CUDA GPUs that support it, else fp16 on CUDA; bf16 on a CPU with native bf16, else None.
+    ``auto``: bf16 on CUDA GPUs with native bf16 (:func:`cuda_has_native_bf16`), else fp16 + GradScaler on CUDA; bf16 on a CPU with native bf16, else None.
     ``bf16``: bf16 (on a CPU without native bf16 it works but is slow, and says so once). ``fp16``: CUDA only.
     ``off``: None.
     """
@@ -56,7 +63,7 @@ def autocast_dtype(mode: str, device) -> torch.dtype | None:
             raise CourseError("amp fp16 needs a CUDA GPU (GradScaler); on a CPU use auto, bf16 or off")
         return torch.float16
     if device.type == "cuda":
-        if mode == "bf16" or torch.cuda.is_bf16_supported():
+        if mode == "bf16" or cuda_has_native_bf16(device):
             return torch.bfloat16
         return torch.float16
     if device.type != "cpu":

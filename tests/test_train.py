@@ -533,3 +533,14 @@ def test_export_pretrained_writes_fp16_file_and_index(reference_run, tmp_path, m
     monkeypatch.setattr(models, "PRETRAINED_DIR", tmp_path)
     model = models.load_pretrained("tiny-test")  # verifies the sha256 written by export_pretrained
     assert all(torch.equal(v, ckpt["state_dict"][k].half().float()) for k, v in model.state_dict().items())
+
+
+def test_amp_auto_on_cuda_picks_fp16_on_gpus_that_only_emulate_bf16(monkeypatch):
+    """A T4 / V100 (compute capability 7.x) emulates bf16 (is_bf16_supported() still says True): auto -> fp16."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    gpu = torch.device("cuda", 0)
+    for capability, expected in [((7, 5), torch.float16), ((7, 0), torch.float16), ((8, 0), torch.bfloat16),
+                                 ((9, 0), torch.bfloat16)]:
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        assert precision.autocast_dtype("auto", gpu) == expected, capability
+    assert precision.autocast_dtype("bf16", gpu) == torch.bfloat16  # asked for explicitly

@@ -49,7 +49,8 @@ def cuda_has_native_bf16(device) -> bool:
 def autocast_dtype(mode: str, device) -> torch.dtype | None:
     """The autocast dtype for ``mode`` on ``device``, or None for plain fp32 (lessons 04 and 06).
 
-    ``auto``: bf16 on CUDA GPUs with native bf16 (:func:`cuda_has_native_bf16`), else fp16 + GradScaler on CUDA; bf16 on a CPU with native bf16, else None.
+    ``auto``: bf16 on CUDA GPUs with native bf16 (:func:`cuda_has_native_bf16`), else fp16 + GradScaler on CUDA;
+    bf16 on a CPU with native bf16, else None.
     ``bf16``: bf16 (on a CPU without native bf16 it works but is slow, and says so once). ``fp16``: CUDA only.
     ``off``: None.
     """

@@ -24,7 +24,10 @@ from torch import nn
 from .errors import CourseError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# configs/ of a clone; an installed course (pip install git+..., as in Colab) has the same files in course_lib/configs
 CONFIG_DIR = REPO_ROOT / "configs"
+if not CONFIG_DIR.is_dir():
+    CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # the largest number a config may hold
 
 

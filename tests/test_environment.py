@@ -78,3 +78,22 @@ def test_every_supported_python_gets_a_toml_reader():
     dev = [d.replace(" ", "").replace("'", '"') for d in project["optional-dependencies"]["dev"]]
     if low < (3, 11):
         assert any(d.startswith("tomli") and d.endswith(';python_version<"3.11"') for d in dev), dev
+
+
+def test_the_installed_package_carries_every_config_and_checkpoint(tmp_path):
+    """`pip install git+...` (the Colab path of every lesson's setup cell) must be able to train: configs/ ships in the
+    wheel as course_lib/configs, next to the pretrained checkpoints."""
+    import importlib.util
+    import sys
+    import zipfile
+
+    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]  # offline if we can
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *isolation, "-w", str(tmp_path),
+                          str(ROOT)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    names = set(zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist())
+    configs = {f"course_lib/configs/{p.name}" for p in (ROOT / "configs").glob("*.yaml")}
+    assert configs and configs <= names, sorted(configs - names)
+    assert {f"course_lib/pretrained/{p.name}" for p in (ROOT / "course_lib" / "pretrained").iterdir()} <= names
+    modules = {f"course_lib/{p.name}" for p in (ROOT / "course_lib").glob("*.py")}
+    assert modules <= names, sorted(modules - names)

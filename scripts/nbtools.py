@@ -50,7 +50,7 @@ LESSONS = [
     ("06", "06_training.ipynb", "Training on a GPU"),
     ("07", "07_evaluation.ipynb", "Evaluation (Tables 1-4)"),
     ("08", "08_ablations.ipynb", "Ablations (Table 5)"),
-    ("09", "09_liif_siren_metasr.ipynb", "LIIF, LIIF+SIREN and Meta-SR"),
+    ("09", "09_liif_metasr.ipynb", "LIIF, LIIF+SIREN and Meta-SR"),
     ("10", "10_diinn_variations.ipynb", "The DIINN variations of seed paper 000"),
     ("11", "11_fixed_scale_perceptual.ipynb", "Fixed-scale SR and perceptual losses (seed paper 004)"),
 ]

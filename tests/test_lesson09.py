@@ -1,0 +1,161 @@
+"""Lesson 09 (LIIF, LIIF+SIREN, Meta-SR): the stored exercise solutions, and the claims the lesson relies on.
+
+The solutions are checked against the library (``liif.ensemble_queries``, ``complexity.count_macs``) and independent
+oracles (hand-computed weights, ``np.polyfit``). The claims: LIIF's output is continuous in the query position while
+DIINN's, Meta-SR's and LIIF's without the ensemble jump at LR borders (section 4's sweep); Meta-SR's output is linear
+in the features (section 3); the FLOP counter sees 3 * width of Meta-SR's fast-path multiply-adds per query, and the
+lesson adds the other 3 * width by hand (section 5).
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from course_lib import complexity, coords, liif, metasr
+from course_lib import notebook as nb
+from course_lib.decoders import DIINNDecoder
+
+
+def grid(size):
+    return coords.make_coord(size, dtype=torch.float64, flatten=True)[None]
+
+
+def test_lesson09_solutions_are_registered():
+    assert {name for lesson, name in nb.SOLUTIONS if lesson == "09"} == {"ensemble_weights", "query_macs",
+                                                                         "time_line"}
+
+
+# ------------------------------------------------------------------------------------------------- exercise 1
+def test_ensemble_weights_solution_by_hand():
+    # 2x2 -> 5x5, HR pixel (1, 3): x_q = (-0.4, 0.4); per axis the neighbours' rel (half-pixels) are row 0.2 / -1.8,
+    # col 1.8 / -0.2; own areas 0.36, 0.04, 3.24, 0.36 (sum 4); swapped: 0.09, 0.81, 0.01, 0.09 (= bilinear 0.9 x 0.9)
+    weights = nb.SOLUTIONS["09", "ensemble_weights"](grid((5, 5)), (2, 2))
+    assert weights.shape == (4, 1, 25)
+    assert weights[:, 0, 1 * 5 + 3].tolist() == pytest.approx([0.09, 0.81, 0.01, 0.09], abs=1e-9)
+
+
+@pytest.mark.parametrize("coord_kind, lr_size", [("grid5", (2, 2)), ("grid9", (3, 3)), ("grid7x10", (3, 4)),
+                                                 ("random", (3, 4)), ("random", (1, 5)), ("border", (4, 4))])
+def test_ensemble_weights_solution_matches_library(coord_kind, lr_size):
+    if coord_kind == "random":
+        coord = torch.rand(2, 40, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2 - 1
+    elif coord_kind == "border":  # queries exactly on LR borders and centres, and at the image edge
+        ticks = torch.tensor([-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0], dtype=torch.float64)
+        coord = torch.stack(torch.meshgrid(ticks, ticks, indexing="ij"), -1).reshape(1, -1, 2)
+    else:
+        size = {"grid5": (5, 5), "grid9": (9, 9), "grid7x10": (7, 10)}[coord_kind]
+        coord = grid(size)
+    mine = nb.SOLUTIONS["09", "ensemble_weights"](coord, lr_size)
+    assert torch.allclose(mine, liif.ensemble_queries(coord, lr_size)[2], atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------- exercise 2
+def test_query_macs_solution_gives_the_lessons_numbers():
+    assert nb.SOLUTIONS["09", "query_macs"](64, 256, 4) == [984_576, 1_383_424, 444_864]
+
+
+def query_macs_counted(dec, c, fast, n=16):
+    torch.manual_seed(0)
+    feat = torch.randn(1, c, 5, 6)
+    dec.fast = fast
+    coord = torch.rand(1, n, 2, dtype=torch.float64) * 2 - 1
+    cell = coords.make_cell((13, 17), (1, n))
+    return complexity.count_macs(dec.query, dec.prepare(feat), coord, cell) / n
+
+
+@pytest.mark.parametrize("c, width, depth", [(64, 256, 4), (32, 256, 4), (4, 16, 2), (3, 8, 3), (5, 12, 1)])
+def test_query_macs_solution_matches_the_flop_counter(c, width, depth):
+    decs = [DIINNDecoder(9 * c, width, depth), liif.LIIFDecoder(c, [width] * depth), metasr.MetaSRDecoder(c, width)]
+    assert nb.SOLUTIONS["09", "query_macs"](c, width, depth) == [query_macs_counted(d, c, fast=False) for d in decs]
+
+
+def test_counter_sees_3_width_of_metasr_fast_query_and_the_lesson_adds_the_rest():
+    # fast path: relu(A_1 p + b_1) is a counted matrix product (3 x width); the 3 x width product with the gathered
+    # LR-size map is element-wise (not counted), so the lesson adds 3 * width by hand: 2 * 3 * width in all
+    for width in (256, 16):
+        assert query_macs_counted(metasr.MetaSRDecoder(4, width), 4, fast=True) == 3 * width
+    dec = metasr.MetaSRDecoder(4, 16)
+    state = dec.prepare(torch.randn(1, 4, 5, 6))
+    assert state["lr"].shape[1] == 3 * 16 + 3  # per query: 3 x 16 products with a (16,) activation, 3 more adds
+
+
+# ------------------------------------------------------------------------------------------------- exercise 3
+@pytest.mark.parametrize("pixels, ms", [([128**2, 256**2, 512**2], [56.6, 95.51, 243.59]),
+                                        ([1, 2, 3, 4], [2.0, 2.9, 4.2, 4.8]), ([10, 30], [5.0, 9.0])])
+def test_time_line_solution_matches_polyfit(pixels, ms):
+    t0, t1 = nb.SOLUTIONS["09", "time_line"](pixels, ms)
+    slope, intercept = np.polyfit(pixels, ms, 1)
+    assert t1 == pytest.approx(slope, rel=1e-9) and t0 == pytest.approx(intercept, rel=1e-9, abs=1e-9)
+
+
+def test_time_line_solution_through_two_points_is_exact():
+    assert nb.SOLUTIONS["09", "time_line"]([10, 30], [5.0, 9.0]) == pytest.approx([3.0, 0.2])
+
+
+# ------------------------------------------------------------------------------------------------- the claims
+def sweep_steps(decode, lr_size, out_size, at, delta=1e-5):
+    """|output(a + delta) - output(a - delta)| (largest over RGB) for column positions `at` on the middle LR row.
+
+    delta = 1e-5 is above coords.TIE_EPS (1e-5 LR pixels = 3.3e-6 here), so the two points lie in different pixels."""
+    h, w = lr_size
+    row = float(coords.pixel_centers(h, dtype=torch.float64)[h // 2])
+    cols = torch.tensor([a + s * delta for a in at for s in (-1, 1)], dtype=torch.float64)
+    coord = torch.stack([torch.full_like(cols, row), cols], -1)[None]
+    cell = coords.make_cell(out_size, coord.shape[:2], dtype=torch.float64)
+    with torch.no_grad():
+        out = decode(coord, cell)[0]
+    return (out[1::2] - out[0::2]).abs().max(-1).values
+
+
+LR, OUT = (5, 6), (20, 24)  # x4
+BORDERS = [-1 + 2 * k / LR[1] for k in range(1, LR[1])]
+CENTRES = [float(c) for c in coords.pixel_centers(LR[1], dtype=torch.float64)]
+
+
+def random_feat(c=3):
+    return torch.randn(1, c, *LR, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("mlp", ["relu", "siren"])
+@pytest.mark.parametrize("fast", [False, True])
+def test_liif_is_continuous_across_lr_borders_and_centres(mlp, fast):
+    torch.manual_seed(0)
+    dec = liif.LIIFDecoder(3, hidden=[16, 16], mlp=mlp, w0=30.0 if mlp == "siren" else None).double()
+    dec.fast = fast
+    feat = random_feat()
+    steps = sweep_steps(lambda c, s: dec(feat, c, s), LR, OUT, BORDERS + CENTRES)
+    assert steps.max() < 5e-4  # a step of 2e-5 in position: a continuous output barely moves (about 1e-5 here)
+
+
+def test_without_the_ensemble_liif_jumps_at_lr_borders():
+    torch.manual_seed(0)
+    dec = liif.LIIFDecoder(3, hidden=[16, 16], local_ensemble=False).double()
+    steps = sweep_steps(lambda c, s: dec(random_feat(), c, s), LR, OUT, BORDERS)
+    assert steps.min() > 5e-3  # a new z, and rel jumping from +1 to -1: a jump at every border
+
+
+def test_diinn_and_metasr_jump_where_they_switch_lr_pixels():
+    torch.manual_seed(0)
+    diinn = DIINNDecoder(27, width=16, depth=2).double()
+    assert sweep_steps(lambda c, s: diinn(random_feat(), c, s), LR, OUT, BORDERS).min() > 5e-3
+    meta = metasr.MetaSRDecoder(3, 16).double()
+    half_cell = 1 / OUT[1]  # Meta-SR's source pixel holds the query's corner, x - cell / 2
+    at_switch = sweep_steps(lambda c, s: meta(random_feat(), c, s), LR, OUT, [b + half_cell for b in BORDERS])
+    elsewhere = sweep_steps(lambda c, s: meta(random_feat(), c, s), LR, OUT, BORDERS)
+    assert at_switch.min() > 5e-3 and elsewhere.max() < 5e-4
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_metasr_output_is_linear_in_the_features(fast):
+    torch.manual_seed(0)
+    dec = metasr.MetaSRDecoder(3, 16).double()
+    dec.fast = fast
+    coord = grid((7, 10))
+    cell = coords.make_cell((7, 10), coord.shape[:2], dtype=torch.float64)
+    f1 = torch.randn(1, 3, 3, 4, dtype=torch.float64)
+    f2 = torch.randn(1, 3, 3, 4, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.allclose(dec(2 * f1 - 0.5 * f2, coord, cell),
+                              2 * dec(f1, coord, cell) - 0.5 * dec(f2, coord, cell), atol=1e-12)
+        liif_dec = liif.LIIFDecoder(3, hidden=[8]).double()  # the contrast: LIIF is not linear in z
+        assert not torch.allclose(liif_dec(2 * f1, coord, cell), 2 * liif_dec(f1, coord, cell), atol=1e-6)

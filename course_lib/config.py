@@ -62,6 +62,9 @@ class DataConfig:
     repeat: int = 1  # passes over the folder per epoch (the authors use 20 on DIV2K)
     num_workers: int = 0
     cache: bool = False  # keep decoded training images in memory (per DataLoader worker)
+    # LR kernels, one drawn per patch (degrade.random_resample): [bicubic] (the authors' LR, nothing drawn) | random
+    # (004's general resampling: nearest, bilinear, bicubic, lanczos, area) | some of those names
+    degrade: list[str] = field(default_factory=lambda: ["bicubic"])
 
 
 @dataclass

@@ -289,13 +289,14 @@ def random_resample(img: torch.Tensor, scale=None, size=None, kernels=KERNELS, g
     if (scale is None) == (size is None):
         raise CourseError("give exactly one of scale= or size= to random_resample")
     out_size = lr_size(x.shape[-2:], scale) if scale is not None else check_size(size)
-    if len(names) == 1:
+    if len(names) == 1:  # nothing to draw: one call for the whole batch
         chosen = [names[0]] * x.shape[0]
+        out = resample(x, out_size, names[0])
     else:
         if generator is None and seed is None:
             raise CourseError("random_resample draws a kernel per patch: pass generator=torch.Generator() or seed=")
         g = generator if generator is not None else torch.Generator().manual_seed(int(seed))
         chosen = [names[i] for i in torch.randint(len(names), (x.shape[0],), generator=g).tolist()]
-    out = torch.cat([resample(x[i : i + 1], out_size, k) for i, k in enumerate(chosen)])
+        out = torch.cat([resample(x[i : i + 1], out_size, k) for i, k in enumerate(chosen)])
     out = out[0] if added else out
     return (out, chosen) if return_kernels else out

@@ -141,9 +141,9 @@ def build_dataset(cfg: Config):
                           f"training image (largest {big[0]}x{big[1]}); lower data.patch or the scales")
     if d.recipe == "authors":
         return data.MultiScalePatches(hr, scales=tuple(d.scales), patch=d.patch, repeat=d.repeat,
-                                      seed=cfg.run.seed)
+                                      seed=cfg.run.seed, degrade=tuple(d.degrade))
     return data.LIIFPatches(hr, scale_min=d.scale_min, scale_max=d.scale_max, patch=d.patch,
-                            sample_q=d.sample_q, repeat=d.repeat, seed=cfg.run.seed)
+                            sample_q=d.sample_q, repeat=d.repeat, seed=cfg.run.seed, degrade=tuple(d.degrade))
 
 
 # ----------------------------------------------------------------------------------------------------

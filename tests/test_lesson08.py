@@ -1,0 +1,179 @@
+"""Lesson 08 (ablations, Table 5): the stored exercise solutions, the paper's numbers the lesson quotes, and the
+behaviour of course_lib.compare / course_lib.train that notebooks/08_ablations.ipynb relies on and
+tests/test_compare.py does not cover (rows with one seed see the same batches; the lesson's check of what it loads).
+"""
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_train import tiny
+
+from course_lib import compare, models, stats, train
+from course_lib import notebook as nb
+from course_lib.decoders import VARIANTS, DIINNDecoder
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSON = ROOT / "notebooks" / "08_ablations.ipynb"
+
+# The DIINN paper's Table 5 (Urban100; PSNR dB, SSIM, LR-PSNR dB at x3.14, x4, x8), typed here from the paper's text
+# and not read from the lesson.
+TABLE5 = {
+    "a": {3.14: (25.67, 0.8105, 47.5), 4: (24.07, 0.7465, 47.25), 8: (20.68, 0.5643, 45.75)},
+    "b": {3.14: (25.78, 0.814, 47.93), 4: (24.17, 0.7506, 48.02), 8: (20.74, 0.5673, 46.42)},
+    "c": {3.14: (25.89, 0.8168, 48.73), 4: (24.26, 0.7538, 48.26), 8: (20.77, 0.5704, 46.26)},
+    "d": {3.14: (26.07, 0.8218, 49.11), 4: (24.42, 0.7598, 48.88), 8: (20.87, 0.5762, 47.05)},
+    "e": {3.14: (25.93, 0.8179, 48.58), 4: (24.3, 0.7555, 48.12), 8: (20.8, 0.5725, 45.95)},
+    "f": {3.14: (26.14, 0.8233, 49.4), 4: (24.49, 0.7624, 48.75), 8: (20.91, 0.5798, 46.23)},
+}
+# The authors' decoder parameter counts (reference notes, sec. 1.3; also pinned in tests/test_models.py).
+AUTHORS = {"a": 693_251, "b": 544_259, "c": 1_135_619, "d": 986_627, "e": 1_135_619, "f": 986_627}
+
+
+def lesson_constant(name):
+    """The value of a top-level `NAME = <literal>` assignment in one of the lesson's code cells."""
+    cells = json.loads(LESSON.read_text())["cells"]
+    for cell in cells:
+        if cell["cell_type"] != "code" or f"{name} = " not in "".join(cell["source"]):
+            continue
+        for node in ast.parse("".join(cell["source"])).body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+                return ast.literal_eval(node.value)
+    raise AssertionError(f"{LESSON.name} assigns no {name}")
+
+
+# ------------------------------------------------------------------------------------------ the paper's numbers
+def test_the_lesson_quotes_table5_exactly():
+    assert lesson_constant("PAPER_T5") == TABLE5
+
+
+def test_table5_f_at_x4_is_table1s_urban100_x4_row():
+    # the authors' evaluation script scores Table 5's x4 with the model of Table 1 (reference notes, sec. 4)
+    assert TABLE5["f"][4] == (24.49, 0.7624, 48.75) == lesson_constant("PAPER_T1_URBAN100_X4")
+
+
+def test_the_papers_claims_hold_on_its_own_numbers():
+    # the claims the lesson checks with nb.cmp, here on the numbers typed from the paper
+    def better(x, y, k=0):
+        return all(TABLE5[x][s][k] > TABLE5[y][s][k] for s in TABLE5[x])
+
+    assert all(better("f", v, k) for v in "abcde" for k in (0, 1))
+    assert better("c", "a") and better("d", "b") and better("e", "c") and better("f", "d")
+    assert better("b", "a") and better("d", "c") and better("f", "e")
+    assert not better("f", "d", k=2)  # LR-PSNR: (d) beats (f) at x4 and x8, not at x3.14
+
+
+# ------------------------------------------------------------------------------------------ exercise solutions
+def test_lesson08_solutions_are_registered():
+    assert {name for lesson, name in nb.SOLUTIONS if lesson == "08"} == {"design_costs", "seed_spread", "is_finding"}
+
+
+def test_design_costs_solution_for_the_real_decoder():
+    # independent oracle: the authors' counts, (d) - (b), (e) - (f), (f) - (d)
+    expected = [AUTHORS["d"] - AUTHORS["b"], AUTHORS["e"] - AUTHORS["f"], AUTHORS["f"] - AUTHORS["d"]]
+    assert nb.SOLUTIONS["08", "design_costs"](576, 3, 256, 4) == expected == [442_368, 148_992, 0]
+
+
+@pytest.mark.parametrize("z_dim, width, depth", [(576, 256, 4), (288, 256, 4), (18, 4, 3), (45, 8, 2), (27, 5, 1)])
+def test_design_costs_solution_matches_the_library(z_dim, width, depth):
+    n = {v: models.count_parameters(DIINNDecoder(z_dim, width, depth, *VARIANTS[v])) for v in VARIANTS}
+    assert nb.SOLUTIONS["08", "design_costs"](z_dim, 3, width, depth) == [n["d"] - n["b"], n["e"] - n["f"],
+                                                                         n["f"] - n["d"]]
+
+
+def test_seed_spread_solution_by_hand():
+    per_seed = [np.array([30.0, 32.0]), np.array([31.0, 35.0]), np.array([29.0, 33.0])]  # seed means 31, 33, 31
+    assert nb.SOLUTIONS["08", "seed_spread"](per_seed) == [pytest.approx(95 / 3), pytest.approx(2.0)]
+
+
+@pytest.mark.parametrize("n_seeds", [1, 2, 3])
+def test_seed_spread_solution_matches_compare_spread(n_seeds):
+    rng = np.random.default_rng(n_seeds)
+    scores = {(row, s): {("Set", 4.0): rng.normal(28 + s * 0.3, 1.5, 12)} for row in ("(f)", "(b)")
+              for s in range(n_seeds)}
+    for r in compare.spread(scores, "(f)", "Set", 4.0, n=200):
+        mine = nb.SOLUTIONS["08", "seed_spread"]([scores[r["row"], s]["Set", 4.0] for s in range(n_seeds)])
+        assert mine == [pytest.approx(r["psnr"], abs=1e-12), pytest.approx(r["seed_spread"], abs=1e-12)]
+
+
+def test_is_finding_solution_on_the_lessons_planted_cases():
+    cases = [(0.30, 0.20, 0.40, 0.05), (0.30, -0.05, 0.65, 0.05), (0.04, 0.02, 0.06, 0.10), (-0.25, -0.35, -0.15, 0.10),
+             (0.10, 0.05, 0.15, 0.10)]
+    assert [nb.SOLUTIONS["08", "is_finding"](*c) for c in cases] == [True, False, False, True, False]
+
+
+def test_is_finding_solution_agrees_with_the_intervals_own_verdict_without_seed_noise():
+    rng = np.random.default_rng(0)
+    for shift in (-0.3, -0.05, 0.0, 0.02, 0.4):
+        iv = stats.paired_bootstrap(rng.normal(shift, 0.3, 20), n=2000)
+        assert nb.SOLUTIONS["08", "is_finding"](iv.mean, iv.low, iv.high, 0.0) == iv.excludes_zero
+    # the reference row of compare.spread (difference 0, interval [0, 0]) is never a finding
+    assert nb.SOLUTIONS["08", "is_finding"](0.0, 0.0, 0.0, 0.0) is False
+
+
+# ------------------------------------------------------------------------------------------ compare / train behaviour
+def _batches_seen(monkeypatch, overrides):
+    """Train a tiny run and return the (LR, HR) tensors of every step's batch, as the trainer received them."""
+    seen = []
+    original = train.Trainer.step
+
+    def recording_step(self, batch):
+        seen.append([t.detach().clone() for t in _tensors(batch)])
+        return original(self, batch)
+
+    monkeypatch.setattr(train.Trainer, "step", recording_step)
+    train.train("compare-cpu", overrides=overrides)
+    monkeypatch.setattr(train.Trainer, "step", original)
+    return seen
+
+
+def _tensors(x):
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, dict):
+        return [t for k in sorted(x, key=str) for t in _tensors(x[k])]
+    if isinstance(x, (list, tuple)):
+        return [t for v in x for t in _tensors(v)]
+    return []
+
+
+def test_rows_with_the_same_seed_see_the_same_batches(folders, tmp_path, monkeypatch):
+    # The lesson's claim (section 2): run.seed fixes the batches whatever the row's flag, even though the variants
+    # build models of different sizes (initialising them draws different amounts of random numbers).
+    base = tiny(folders, tmp_path / "unused", **{"run.max_steps": 3, "data.scales": [2, 3], "val.sets": []})
+    seen = {}
+    for row, seed in [("(f)", 0), ("(e)", 0), ("(f) 1/s", 0), ("(f)", 1)]:
+        over = {**base, **compare.TABLE5_ROWS[row], "run.seed": seed,
+                "run.out_dir": str(compare.run_dir(tmp_path, row, seed))}
+        seen[row, seed] = _batches_seen(monkeypatch, over)
+    assert len(seen["(f)", 0]) == 3 and len(seen["(f)", 0][0]) >= 2
+    for key in [("(e)", 0), ("(f) 1/s", 0)]:
+        assert all(torch.equal(a, b) for sa, sb in zip(seen[key], seen["(f)", 0]) for a, b in zip(sa, sb)), key
+    assert not all(torch.equal(a, b) for sa, sb in zip(seen["(f)", 1], seen["(f)", 0]) for a, b in zip(sa, sb))
+
+
+def test_the_lessons_check_of_loaded_runs(folders, tmp_path):
+    # Section 2 of the lesson checks every loaded run with train.resume_changes against the config its row asks
+    # for: silent on runs that compare.train_rows made with the same overrides, loud on another budget or flag.
+    base = tiny(folders, tmp_path / "unused", **{"run.max_steps": 2, "val.sets": []})
+    base.pop("run.out_dir"), base.pop("run.seed")
+    rows = {"(f)": compare.TABLE5_ROWS["(f)"], "(b)": compare.TABLE5_ROWS["(b)"]}
+    runs = compare.train_rows("compare-cpu", rows, seeds=[0], root=tmp_path / "grid", overrides=base,
+                              progress=False, log=lambda line: None)
+
+    def changes(folder, row, seed, overrides):
+        saved = train.load_checkpoint(folder / "last.pt")
+        wanted = train.load_config("compare-cpu", {**overrides, **compare.TABLE5_ROWS[row], "run.seed": seed,
+                                                   "run.out_dir": str(folder)})
+        return train.resume_changes(wanted, saved["train_config"]), saved["step"], wanted.run.max_steps
+
+    for (row, seed), folder in runs.items():
+        found, step, planned = changes(folder, row, seed, base)
+        assert found == [] and step == planned == 2
+    found, step, planned = changes(runs["(f)", 0], "(f)", 0, {**base, "run.max_steps": 5})
+    assert ("run.max_steps", 2, 5) in found and step != planned
+    found, _, _ = changes(runs["(b)", 0], "(e)", 0, base)  # a folder of (b) loaded as (e)
+    assert ("model.variant", "b", "e") in found

@@ -39,7 +39,8 @@ class ModelConfig:
     that only one family has (LIIF's ``mlp``, ``w0``, ``local_ensemble``...) go in ``options``."""
 
     name: str = "diinn"
-    encoder: str = "rdn"  # rdn | edsr-baseline | edsr-less
+    # rdn | edsr-baseline | edsr-less | vgg-se; null: the registry entry's own (diinn-var: the seed-000 model's)
+    encoder: str | None = "rdn"
     variant: str = "f"  # Table 5: a..f
     scale_mode: str = "area"  # scale channel: area (authors' code, h*w/(H*W)) | inverse (the paper's 1/s)
     skip: str | None = None  # null (the authors' model) | bicubic | bilinear: add the upsampled LR, learn the residual

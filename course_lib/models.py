@@ -28,7 +28,7 @@ from torch import nn
 from .coords import grid_chunk, make_cell
 from .data import sha256_file
 from .decoders import VARIANTS, DIINNDecoder
-from .encoders import EDSR, ENCODERS, RDN, build_encoder
+from .encoders import ALL_ENCODERS, EDSR, RDN, VGGSE, build_encoder, output_stride
 from .errors import CourseError, check_image_batch, check_scale, check_size
 from .files import atomic_write
 from .liif import build_liif
@@ -91,8 +91,14 @@ def _encoder_maps(encoder: nn.Module) -> int:
 
     RDN: the block outputs it keeps for its global fusion plus their concatenation (2 x blocks x G0), or, inside the
     last block, the other outputs plus the dense concatenation and its copy; EDSR: the head's output, the running
-    block input and the block's two convolutions, product and sum (6 x C); any other encoder: 8 x C."""
+    block input and the block's two convolutions, product and sum (6 x C); VGG-SE (seed 000): RDN's count for its
+    blocks, or at its end the fused map, the last block's output and the 4C-channel map before and after the
+    PixelShuffle (12 x C); any other encoder: 8 x C."""
     c = int(getattr(encoder, "out_dim", 64))
+    if isinstance(encoder, VGGSE):
+        n, block = len(encoder.blocks), encoder.blocks[0]
+        dense = c + len(block.convs) * block.convs[0].conv[0].out_channels
+        return max(2 * n * c + 2 * c, (n - 1) * c + 2 * dense + 2 * c, 12 * c)
     if isinstance(encoder, RDN):
         n, block = len(encoder.blocks), encoder.blocks[0]
         dense = c + len(block.convs) * block.convs[0].conv[0].out_channels
@@ -118,10 +124,13 @@ def peak_bytes(model: nn.Module, lr_size, out_size, batch: int = 1, chunk: int =
     what it leaves out (convolution workspaces and reordered copies, the allocator's fragmentation, a fixed cost):
     measured as the growth of the resident memory's peak (VmHWM) during one upscale in a fresh process
     (tests/test_reliability.py; 2-core AMD EPYC, torch 2.14.1, one thread), the plain sum was 0.73-0.93 of the real
-    peak for EDSR-baseline, RDN and EDSR-LESS DIINN, and the peak of the same RDN upscale varied by 9 MiB (88-97)."""
+    peak for EDSR-baseline, RDN and EDSR-LESS DIINN, and the peak of the same RDN upscale varied by 9 MiB (88-97).
+    The decoder's maps live on the feature grid: (stride h) x (stride w) for an encoder of output stride > 1
+    (``vgg-se``, notebooks/10_seed000.ipynb)."""
     h, w = (int(v) for v in lr_size)
     H, W = (int(v) for v in out_size)
     lr_px, out_px = batch * h * w, batch * H * W
+    feat_px = lr_px * output_stride(getattr(model, "encoder", None)) ** 2
     decoder = getattr(model, "decoder", None)
     if not isinstance(decoder, DIINNDecoder):
         return int(PEAK_MARGIN * 4 * (2 * 3 * out_px) + PEAK_FIXED)
@@ -131,8 +140,8 @@ def peak_bytes(model: nn.Module, lr_size, out_size, batch: int = 1, chunk: int =
     prepare = (2 * c + state + decoder.width) if decoder.uses_fast_path else (c + 2 * 9 * c)
     per_query = state + 8 * decoder.width + 32
     queries = min(int(chunk), out_px // batch) * batch
-    decode = state * lr_px + 3 * out_px + per_query * queries
-    return int(PEAK_MARGIN * 4 * max(_encoder_maps(model.encoder) * lr_px, prepare * lr_px, decode) + PEAK_FIXED)
+    decode = state * feat_px + 3 * out_px + per_query * queries
+    return int(PEAK_MARGIN * 4 * max(_encoder_maps(model.encoder) * lr_px, prepare * feat_px, decode) + PEAK_FIXED)
 
 
 def free_bytes(device: torch.device) -> int:
@@ -400,6 +409,16 @@ register("memnet")(build_memnet)  # lesson 11: MemNet (seed 004), pre-upsampling
 register("srresnet")(build_srresnet)  # lesson 11: SRGAN's generator (seed 004), fixed x4
 
 
+@register("diinn-var")
+def build_diinn_var(model: str = "F", encoder: str | None = None, dropout: float | None = None,
+                    skip: str | None = None) -> nn.Module:
+    """Seed paper 000's DIINN variations, models "A".."H" (``course_lib.diinn_var.build_diinn_var``; derived in
+    notebooks/10_seed000.ipynb). ``encoder=None``: the model's own (RDN for A-F, VGG-SE for G and H)."""
+    from .diinn_var import build_diinn_var as build_variation  # diinn_var subclasses SRModel: imported late
+
+    return build_variation(model=model, encoder=encoder, dropout=dropout, skip=skip)
+
+
 def build(name: str, **kwargs) -> nn.Module:
     """Build a model by registry name, e.g. ``build("diinn", encoder="edsr-baseline", variant="f")`` (lesson 04).
 
@@ -412,8 +431,8 @@ def build(name: str, **kwargs) -> nn.Module:
     if unknown:
         valid = ", ".join(params) or "none"
         raise CourseError(f"model {name!r} has no option {', '.join(unknown)}; valid options: {valid}")
-    if "encoder" in kwargs and kwargs["encoder"] not in ENCODERS:
-        raise CourseError(f"unknown encoder {kwargs['encoder']!r}; choose one of: {', '.join(ENCODERS)}")
+    if kwargs.get("encoder") is not None and kwargs["encoder"] not in ALL_ENCODERS:
+        raise CourseError(f"unknown encoder {kwargs['encoder']!r}; choose one of: {', '.join(ALL_ENCODERS)}")
     config = {"name": name, **{k: p.default for k, p in params.items()}, **kwargs}
     config = {k: v for k, v in config.items() if v is not None}  # options left at None are not recorded
     model = REGISTRY[name](**kwargs)

@@ -70,14 +70,27 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """Adam with PyTorch's default betas, step-decayed learning rate."""
+    """Adam with PyTorch's default betas (or SGD with momentum), step-decayed learning rate."""
 
+    name: str = "adam"  # adam | sgd (with momentum and weight decay: MemNet's original solver)
     lr: float = 1e-4
     schedule: str = "step"  # step (the authors': x gamma at each milestone) | cosine (to 0 at max_steps)
     milestones: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])  # fractions of max_steps
     gamma: float = 0.5  # learning rate factor at each milestone
     warmup_steps: int = 0  # linear warm-up from lr/warmup_steps to lr over the first steps (0 = none)
     grad_clip: float | None = None  # max gradient norm; None = no clipping (the authors')
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.0  # L2 penalty added to the gradient (MemNet's solver: 1e-4)
+
+
+@dataclass
+class LossConfig:
+    """The training loss (``train.Objective``); a GAN on top of it (``course_lib.gan``). Lesson 11."""
+
+    pixel: str = "l1"  # l1 (normalised images: the authors') | mse (images in [0, 1]: SRResNet) | memnet | memnet-004
+    content_weight: float = 0.0  # SRGAN's VGG19 conv5_4 content term (004: 0.006); needs ImageNet weights
+    vgg_weights: str = "imagenet"  # imagenet | a file path | random (NOT ImageNet: tests and smoke runs only)
+    gan: dict = field(default_factory=dict)  # {} = no GAN; any key turns it on, e.g. {pretrain_steps: 1000} (gan.py)
 
 
 @dataclass
@@ -118,6 +131,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     val: ValConfig = field(default_factory=ValConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
@@ -341,6 +355,11 @@ def _check_config(cfg: Config) -> None:
         raise CourseError(f"val.scales must be scales >= 1 (this is super-resolution), got {v.scales}")
     if v.limit is not None and v.limit < 1:
         raise CourseError(f"val.limit must be >= 1 or null (all images), got {v.limit}")
+    if o.name not in ("adam", "sgd") or o.momentum < 0 or o.weight_decay < 0:
+        raise CourseError(f"optim.name must be adam or sgd (got {o.name!r}); optim.momentum, optim.weight_decay >= 0")
+    from .gan import check_loss  # the loss section (and its GAN options) is checked where it is used
+
+    check_loss(cfg)
 
 
 def config_to_yaml(cfg: Config) -> str:

@@ -9,8 +9,10 @@ Read top to bottom:
    A resumed run therefore sees exactly the batches the interrupted run would have seen.
 3. **Objective** - the authors' recipe (``recipe: authors``): for each scale in {2, 3, 4} a batch of
    (LR 48x48, HR 48s x 48s) pairs, L1 on normalised images averaged over the scales; or LIIF's recipe
-   (``recipe: liif``): one scale per image from U(1, 4), ``sample_q`` random HR pixels queried.
-4. **Loop** - Adam, learning rate halved at 1/5, 2/5, 3/5 and 4/5 of the run (or cosine), AMP (bf16 or fp16 +
+   (``recipe: liif``): one scale per image from U(1, 4), ``sample_q`` random HR pixels queried. The ``loss``
+   section swaps the pixel loss (MSE, MemNet's multi-supervised loss on Y), adds SRGAN's VGG content term, or a
+   GAN (``course_lib.gan``: its step runs inside this trainer's step, its discriminator in the same checkpoint).
+4. **Loop** - Adam (or SGD), learning rate halved at 1/5, 2/5, 3/5 and 4/5 of the run (or cosine), AMP (bf16 or fp16 +
    GradScaler on CUDA; bf16 on a CPU only where it is native, see ``course_lib.precision``), channels_last on CUDA,
    optional ``torch.compile``, optional gradient clipping, DistributedDataParallel under ``torchrun``.
 5. **Checkpoints** - atomic ``last.pt`` / ``best.pt`` with everything needed to resume bit-exactly
@@ -43,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import precision
+from . import gan, precision
 
 # 1. Config: course_lib/config.py; its public names are part of the trainer's interface (train.load_config, ...)
 from .config import (  # noqa: F401
@@ -52,6 +54,7 @@ from .config import (  # noqa: F401
     SAFE_ON_RESUME,
     Config,
     DataConfig,
+    LossConfig,
     ModelConfig,
     OptimConfig,
     RunConfig,
@@ -150,27 +153,111 @@ def build_dataset(cfg: Config):
 # 3. Objective: the loss of one batch (a module, so that DistributedDataParallel can wrap it)
 # ----------------------------------------------------------------------------------------------------
 class Objective(nn.Module):
-    """L1 loss on normalised images for one batch of either recipe (lesson 06).
+    """The loss of one batch for either recipe (lesson 06; the ``loss`` section: lesson 11, planned).
 
     * ``authors``: batch = list over scales of (lr (B,3,p,p), hr (B,3,ps,ps)) in [0, 1]; loss = mean over the
-      scales of ``L1(model.predict(lr, hr size), normalize(hr))`` (every HR pixel of every patch queried).
+      scales of the pixel loss of ``model.predict(lr, hr size)`` (every HR pixel of every patch queried), plus
+      ``content_weight`` x SRGAN's VGG content loss ``vgg`` when one is given. Pixel losses (``pixel``): ``l1``
+      (the authors': L1 on normalised images), ``mse`` (MSE on images in [0, 1]: SRResNet, 004),
+      ``memnet`` / ``memnet-004`` (MemNet's Euclidean loss on Y over the final and every intermediate output,
+      ``memnet.memnet_loss`` with Tai's or 004's weighting; MemNet only).
     * ``liif``: batch = dict(lr, coord, cell, gt); loss =
       ``L1(model.query(encoder(normalize(lr)), coord, cell), normalize(gt))``.
-    """
 
-    def __init__(self, model: nn.Module, recipe: str = "authors"):
+    ``last_terms`` keeps the detached ``pixel`` and ``content`` terms of the last batch when there are two."""
+
+    def __init__(self, model: nn.Module, recipe: str = "authors", pixel: str = "l1", vgg: nn.Module | None = None,
+                 content_weight: float = 0.0):
         super().__init__()
-        self.model, self.recipe = model, recipe
+        self.model, self.recipe, self.pixel = model, recipe, pixel
+        self.vgg, self.content_weight = vgg, float(content_weight)
+        self.last_terms: dict = {}
 
-    def forward(self, batch):
+    def generate(self, lr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(SR of ``lr`` at ``hr``'s size in normalised space (differentiable), its pixel loss against ``hr``)."""
+        m, size = self.model, tuple(hr.shape[-2:])
+        if self.pixel in ("memnet", "memnet-004"):
+            from .memnet import memnet_loss
+            from .metrics import rgb_to_ycbcr, ycbcr_to_rgb
+
+            y_in, cbcr = m.split(lr, size)
+            y, ys = m.net.outputs(y_in)
+            yf = y.float()
+            ysf = [yf] if len(ys) == 1 and ys[0] is y else [p.float() for p in ys]
+            loss = memnet_loss(yf, ysf, rgb_to_ycbcr(hr.float())[:, :1], "tai" if self.pixel == "memnet" else "004")
+            return m.normalize(ycbcr_to_rgb(torch.cat([y.to(cbcr.dtype), cbcr], dim=1))), loss
+        pred = m.predict(lr, size=size)
+        if self.pixel == "mse":
+            return pred, F.mse_loss(m.denormalize(pred.float()), hr.float())
+        return pred, F.l1_loss(pred.float(), m.normalize(hr).float())
+
+    def content(self, pred: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        """The VGG content loss of SR (normalised ``pred``) against ``hr`` (0 without a VGG)."""
+        if self.vgg is None:
+            return pred.new_zeros((), dtype=torch.float32)
+        return self.vgg(self.model.denormalize(pred).float(), hr.float()).float()
+
+    def forward(self, batch, content: bool = True):
         m = self.model
         if self.recipe == "authors":
-            losses = [F.l1_loss(m.predict(lr, size=tuple(hr.shape[-2:])).float(), m.normalize(hr).float())
-                      for lr, hr in batch]
-            return torch.stack(losses).mean()
+            totals, pixels, contents = [], [], []
+            for lr, hr in batch:
+                pred, loss = self.generate(lr, hr)
+                pixels.append(loss)
+                if content and self.vgg is not None:
+                    contents.append(self.content(pred, hr))
+                    loss = loss + self.content_weight * contents[-1]
+                totals.append(loss)
+            self.last_terms = {"pixel": torch.stack(pixels).mean().detach(),
+                               "content": torch.stack(contents).mean().detach()} if contents else {}
+            return torch.stack(totals).mean()
         feat = m.encoder(m.normalize(batch["lr"]))
         pred = m.query(feat, batch["coord"], batch["cell"], lr=m.normalize(batch["lr"]))
         return F.l1_loss(pred.float(), m.normalize(batch["gt"]).float())
+
+
+def content_network(loss: LossConfig, device) -> nn.Module | None:
+    """SRGAN's VGG content loss for ``loss.content_weight > 0`` (None otherwise): ImageNet VGG19 weights or one line
+    saying how to get them; ``loss.vgg_weights=random`` only for tests and smoke runs (lesson 11, planned)."""
+    if not loss.content_weight:
+        return None
+    from .srgan import VGGLoss
+
+    try:
+        return VGGLoss(loss.vgg_weights, device=device)
+    except CourseError as err:
+        raise CourseError(f"loss.content_weight={loss.content_weight:g} needs VGG19 weights: {err} (in a config: "
+                          "loss.vgg_weights=/path/to/vgg19-dcbb9e9d.pth, or loss.vgg_weights=random for a smoke "
+                          "run that is NOT the perceptual loss)") from None
+
+
+def check_fits(cfg: Config, model: nn.Module, world: int = 1) -> None:
+    """Refuse at the start of a run, in one line, a config this model cannot train with (lesson 11, planned): the
+    LIIF recipe for a convolutional model, other scales for a fixed-scale one (training or validation), MemNet's
+    loss for another model, a GAN under several processes."""
+    name = getattr(model, "config", {}).get("name", type(model).__name__)
+    if cfg.data.recipe == "liif" and not (hasattr(model, "encoder") and hasattr(model, "query")):
+        raise CourseError(f"data.recipe=liif queries coordinates of an implicit model (diinn, liif, metasr); {name} "
+                          "is convolutional: use data.recipe=authors")
+    fixed = getattr(model, "fixed_scale", None)
+    if fixed is not None:
+        for key, scales in (("data.scales", cfg.data.scales), ("val.scales", cfg.val.scales)):
+            if cfg.data.recipe == "liif" or any(float(s) != fixed for s in scales):
+                raise CourseError(f"{name} is a fixed x{fixed} model but {key}={list(scales)}; set {key}=[{fixed}]")
+    if cfg.loss.pixel in ("memnet", "memnet-004") and not hasattr(getattr(model, "net", None), "outputs"):
+        raise CourseError(f"loss.pixel={cfg.loss.pixel} is MemNet's loss on Y and needs model.name=memnet; for "
+                          f"{name} use loss.pixel=l1 or mse")
+    if cfg.loss.gan and world > 1:
+        raise CourseError("GAN training (loss.gan) runs in one process; start it without torchrun")
+
+
+def compile_parts(model: nn.Module) -> None:
+    """``torch.compile`` the networks of a model (run.compile): DIINN's / LIIF's encoder and decoder, or each
+    top-level part of a convolutional model (MemNet's ``net``, SRResNet's head, body, ... tail) (lesson 06)."""
+    parts = [model.encoder, model.decoder] if hasattr(model, "encoder") and hasattr(model, "decoder") \
+        else list(model.children())
+    for part in parts:
+        part.compile()
 
 
 def _to_device(batch, device, channels_last: bool):
@@ -214,6 +301,14 @@ class LRFactor:
         return warm * self.gamma ** sum(s >= m for m in steps)
 
 
+def make_optimizer(params, o) -> torch.optim.Optimizer:
+    """``optim.name``: Adam (PyTorch's default betas; the authors', Ledig's) or SGD with ``optim.momentum`` (MemNet's
+    original solver); ``optim.weight_decay`` for either (lesson 06)."""
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+
+
 def make_schedule(optimizer, max_steps: int, milestones, gamma: float, schedule: str = "step",
                   warmup_steps: int = 0):
     """LambdaLR driven by :class:`LRFactor` (step decay at fractions of ``max_steps``, or cosine)."""
@@ -234,20 +329,24 @@ class Trainer:
         self.model = model.to(device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        check_fits(cfg, self.model, world=2 if ddp else 1)
         if cfg.run.compile:
-            for part in (self.model.encoder, self.model.decoder):
-                part.compile()
-        self.objective: nn.Module = Objective(self.model, cfg.data.recipe)
+            compile_parts(self.model)
+        vgg = content_network(cfg.loss, device)
+        self.loss_fn = Objective(self.model, cfg.data.recipe, cfg.loss.pixel, vgg, cfg.loss.content_weight)
+        self.objective: nn.Module = self.loss_fn
         if ddp:
             ids = [device.index] if device.type == "cuda" else None
             self.objective = nn.parallel.DistributedDataParallel(self.objective, device_ids=ids)
         self.amp_dtype = precision.autocast_dtype(cfg.run.amp, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr)
+        self.optimizer = make_optimizer(self.model.parameters(), cfg.optim)
         o = cfg.optim
         self.scheduler = make_schedule(self.optimizer, cfg.run.max_steps, o.milestones, o.gamma, o.schedule,
                                        o.warmup_steps)
         self.updating = False
+        self.terms: dict = {}  # the loss's terms at the last step (GAN: G's and D's), logged beside the loss
+        self.adversary = gan.Adversary(cfg, device, self.amp_dtype, self.channels_last) if cfg.loss.gan else None
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -255,10 +354,23 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def step(self, batch) -> torch.Tensor:
-        """One optimisation step on a batch already on the device; returns the detached loss."""
+        """One training step on a batch already on the device (a GAN's: D's update, then G's); returns the detached
+        loss and leaves its terms in ``self.terms``."""
+        if self.adversary is not None:
+            return self.adversary.step(self, batch)
+        return self.update(batch)
+
+    def update(self, batch, content: bool = True) -> torch.Tensor:
+        """The model's optimisation step on its own loss (``content=False``: the pixel loss alone)."""
         self.model.train()
         with self.autocast():
-            loss = self.objective(batch)
+            loss = self.objective(batch, content=content)
+        self.terms = dict(self.loss_fn.last_terms) if content else {}
+        self.apply(loss)
+        return loss.detach()
+
+    def apply(self, loss: torch.Tensor) -> None:
+        """Backward, optional gradient clipping, the optimiser's and the schedule's step for the model's ``loss``."""
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.cfg.optim.grad_clip is not None:
@@ -269,7 +381,6 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         self.updating = False
-        return loss.detach()
 
     def set_max_steps(self, max_steps: int) -> None:
         """Stretch or shrink the schedule to ``max_steps`` (a run planned from its time budget)."""
@@ -285,10 +396,18 @@ class Trainer:
         return self.scheduler.last_epoch
 
     def state_dict(self) -> dict:
-        return {"state_dict": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict()}
+        state = {"state_dict": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict()}
+        if self.adversary is not None:
+            state["gan"] = self.adversary.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
+        if self.adversary is not None:
+            if "gan" not in state:
+                raise CourseError("this config trains a GAN (loss.gan) but the checkpoint holds no discriminator; "
+                                  "resume with the checkpoint's own config, or start a new run")
+            self.adversary.load_state_dict(state["gan"])
         self.model.load_state_dict(state["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -510,6 +629,7 @@ def train(config=None, overrides=None, resume=None, deadline: float | None = Non
         device = pick_device(cfg.run.device)
         seed_everything(cfg.run.seed)
         model = build_model(cfg.model)
+        check_fits(cfg, model, world)  # before the data is read: what this model cannot train is refused at once
         if ckpt is not None and dict(ckpt["config"]) != dict(model.config):
             have, want = models.describe(ckpt["config"]), models.describe(model.config)
             raise CourseError(f"the resume checkpoint holds {have} but this config builds {want}; "
@@ -583,6 +703,8 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
         if not resumed or not (out_dir / "config.yaml").is_file():  # a resume never rewrites the run's config
             atomic_write(out_dir / "config.yaml", lambda f: f.write(config_to_yaml(cfg)), "w")
         print(precision.describe(trainer.amp_dtype, trainer.device), flush=True)
+        if trainer.loss_fn.vgg is not None:
+            print(f"content loss: VGG19 weights {trainer.loss_fn.vgg.weights_source}", flush=True)
         _truncate_log(log_path, start)
     budget = cfg.run.max_minutes * 60 if cfg.run.max_minutes else None
     end = plan["max_steps"] if plan else cfg.run.max_steps  # the schedule's last step (planned: fits the budget)
@@ -628,7 +750,7 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
 
     def save(name: str) -> Path:
         check_finite(everywhere=False)
-        if not _weights_finite(trainer.model):
+        if not _weights_finite(trainer.model) or (trainer.adversary and not _weights_finite(trainer.adversary.d)):
             raise CourseError(f"training stopped: the weights are not finite after step {step} (the learning rate is "
                               f"too large?); nothing was saved after it ({out_dir} keeps earlier checkpoints); start "
                               "a new run with a lower optim.lr or with optim.grad_clip")
@@ -683,6 +805,7 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
                desc=cfg.name, dynamic_ncols=True)
     t0 = time.time()
     loss_sum, n_loss, run_loss, t_log, step_log = None, 0, float("nan"), time.time(), start
+    term_sums: dict[str, list] = {}  # name -> [sum, count] of the loss's terms (trainer.terms) since the last log
     t_cal = None
     if budget and plan and elapsed >= budget:
         stop = start  # the budget is spent: nothing left to train
@@ -693,9 +816,14 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
             batch = _to_device(batch, trainer.device, trainer.channels_last)
             loss = _run_step(trainer, batch)
             step += 1
-            bad_step = torch.where((bad_step == 0) & ~torch.isfinite(loss), step, bad_step)  # no sync with the GPU
+            finite = torch.isfinite(torch.stack([loss, *trainer.terms.values()])).all() if trainer.terms \
+                else torch.isfinite(loss)
+            bad_step = torch.where((bad_step == 0) & ~finite, step, bad_step)  # no sync with the GPU
             loss_sum = loss if loss_sum is None else loss_sum + loss
             n_loss += 1
+            for name, value in trainer.terms.items():
+                acc = term_sums.setdefault(name, [0.0, 0])
+                acc[0], acc[1] = acc[0] + value, acc[1] + 1
             bar.update(1)
             if (step % cfg.run.log_every == 0 or step % cfg.run.save_every == 0 or step == stop
                     or (cfg.val.every and step % cfg.val.every == 0)
@@ -705,15 +833,18 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
                 run_loss = float(loss_sum) / n_loss
                 now = time.time()
                 rate = (step - step_log) / max(now - t_log, 1e-9)
-                if world > 1:  # the mean loss over all processes
-                    t = torch.tensor([run_loss], device=trainer.device)
+                terms = {name: float(total) / count for name, (total, count) in sorted(term_sums.items())}
+                if world > 1:  # the mean loss (and terms) over all processes
+                    t = torch.tensor([run_loss, *terms.values()], device=trainer.device)
                     torch.distributed.all_reduce(t)
-                    run_loss = float(t) / world
-                log({"step": step, "epoch": step // sampler.steps_per_epoch, "loss": run_loss,
+                    run_loss, terms = float(t[0]) / world, {k: float(v) / world for k, v in zip(terms, t[1:].tolist())}
+                log({"step": step, "epoch": step // sampler.steps_per_epoch, "loss": run_loss, **terms,
                      "lr": trainer.optimizer.param_groups[0]["lr"], "steps_per_s": round(rate, 4),
                      "time": round(elapsed + now - t0, 2)})
-                bar.set_postfix_str(f"loss {run_loss:.4f} {rate:.2f} it/s")
+                d_part = f" D {terms['d_loss']:.3f}" if "d_loss" in terms else ""
+                bar.set_postfix_str(f"loss {run_loss:.4f}{d_part} {rate:.2f} it/s")
                 loss_sum, n_loss, t_log, step_log = None, 0, now, step
+                term_sums = {}
             if step == calib_from:
                 t_cal = time.time()
             if calib_from is not None and step == calib_from + cfg.run.calibrate_steps:

@@ -1,4 +1,4 @@
-"""Equal-budget comparisons: one base config, rows that differ from it by one flag, several seeds (lessons 08, 09).
+"""Equal-budget comparisons: one base config, rows that differ from it by one flag, several seeds (lessons 08-10).
 
 An ablation is only worth reading next to its noise. :func:`train_rows` trains every (row, seed) of a comparison
 with the same config and budget (``configs/compare-cpu.yaml`` on a CPU), one run folder each, resuming a folder
@@ -40,6 +40,15 @@ FAMILY_ROWS = {
     "LIIF": {"model.name": "liif"},
     "LIIF+SIREN-30": {"model.name": "liif", "model.options": {"mlp": "siren", "w0": 30.0}},
     "Meta-SR": {"model.name": "metasr"},
+}
+
+# Seed paper 000's models A-H (lesson 10; course_lib.diinn_var) at the same budget: the base config is
+# configs/seed000-a.yaml (model A, EDSR-baseline where the paper has RDN), and each row changes the model letter and,
+# for G and H, the encoder to the paper's vgg-se, exactly as configs/seed000-b.yaml .. seed000-h.yaml do.
+SEED000_ROWS = {
+    "A": {},
+    **{letter: {"model.options": {"model": letter}} for letter in "BCDEF"},
+    **{letter: {"model.encoder": "vgg-se", "model.options": {"model": letter}} for letter in "GH"},
 }
 
 
@@ -87,8 +96,8 @@ def train_rows(config, rows: dict, seeds=(0,), root="runs/compare", overrides=No
     Each run lives in :func:`run_dir`; a finished one is skipped, an interrupted one resumed bit-exactly (the
     trainer's ``resume="auto"``), so re-running the call only does what is missing; a Ctrl-C (or SIGTERM) saves
     the current run and stops the whole grid (KeyboardInterrupt). Every run shares the base's
-    budget (``run.max_steps``); a row may not change the budget or the folder. Notebooks 08_ablations and
-    09_liif_metasr."""
+    budget (``run.max_steps``); a row may not change the budget or the folder. Notebooks 08_ablations,
+    09_liif_metasr and 10_seed000."""
     seeds = _check_rows(rows, seeds)
     base = parse_overrides(overrides or {})
     for name, over in rows.items():
@@ -134,7 +143,8 @@ def score_rows(runs: dict, datasets, scales, limit: int | None = None, which: st
 
     ``dataset`` is evaluate's label: the registry name (``"Set14"``) or the folder's name.
     ``which``: ``"last"`` (the end of the budget, the fair choice for a comparison) or ``"best"``. Uses
-    ``evaluate.evaluate(..., per_image=True)`` under the paper protocol. Notebooks 08_ablations, 09_liif_metasr."""
+    ``evaluate.evaluate(..., per_image=True)`` under the paper protocol. Notebooks 08_ablations, 09_liif_metasr,
+    10_seed000."""
     from . import models
 
     if which not in ("last", "best"):
@@ -156,7 +166,7 @@ def spread(scores: dict, reference: str, dataset: str, scale: float, level: floa
     and its paired difference from ``reference`` (per image, averaged over the seeds both rows share) with a
     bootstrap confidence interval. Rows: ``{"row", "psnr", "seed_spread", "n_seeds", "diff", "low", "high"}``.
     A row whose interval holds 0, or whose difference is smaller than the seed spread, is not a finding.
-    Notebook 08_ablations."""
+    Notebooks 08_ablations, 10_seed000."""
     by_row: dict = {}
     for (row, seed), per_set in scores.items():
         if (dataset, scale) not in per_set:
@@ -176,7 +186,8 @@ def spread(scores: dict, reference: str, dataset: str, scale: float, level: floa
     return table
 
 
-ROW_SETS = {"table5": TABLE5_ROWS, "families": FAMILY_ROWS}
+ROW_SETS = {"table5": TABLE5_ROWS, "families": FAMILY_ROWS, "seed000": SEED000_ROWS}
+ROW_SET_CONFIGS = {"seed000": "seed000-a"}  # the base config of a row set whose rows are not one flag from compare-cpu
 
 
 def format_spread(table: list[dict], dataset: str, scale: float, reference: str) -> str:
@@ -197,9 +208,10 @@ def cli(argv=None) -> int:
     import json
 
     p = argparse.ArgumentParser(prog="python -m course_lib compare", description=cli.__doc__.split(":")[0])
-    p.add_argument("--config", default="compare-cpu", help="the base config (default: compare-cpu)")
+    p.add_argument("--config", default=None, help="the base config (default: compare-cpu; seed000-a for "
+                   "--rows seed000)")
     p.add_argument("--rows", default="table5", choices=list(ROW_SETS), help="table5: (a)-(f) + 1/s; families: "
-                   "DIINN, LIIF, LIIF+SIREN, Meta-SR")
+                   "DIINN, LIIF, LIIF+SIREN, Meta-SR; seed000: seed paper 000's models A-H")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--root", default=None, help="folder of the runs (default: runs/<rows>-<config>)")
     p.add_argument("--override", "-o", nargs="*", default=[], help="key=value for every row, e.g. run.max_steps=200")
@@ -211,6 +223,7 @@ def cli(argv=None) -> int:
     p.add_argument("--json", help="write the spread rows to this file")
     args = p.parse_args(argv)
     rows = ROW_SETS[args.rows]
+    args.config = args.config or ROW_SET_CONFIGS.get(args.rows, "compare-cpu")
     root = args.root or f"runs/{args.rows}-{Path(str(args.config)).stem}"
     runs = train_rows(args.config, rows, args.seeds, root, overrides=parse_overrides(args.override))
     if args.train_only:

@@ -612,6 +612,50 @@ def _sol_09_time_line(pixels, ms):
     return [float(y.mean() - per_pixel * x.mean()), per_pixel]
 
 
+def _sol_10_decoder_params(c, width, depth, kernel, modulation):
+    """Lesson 10: parameters of seed 000's variant decoder (models A-F and H) for C encoder channels (z: 9C values).
+
+    A k x k convolution from n to m channels has n m k^2 weights and m biases. K_0 reads z (9C channels), K_i
+    [q_(i-1) z] (width + 9C); Q_0 reads p (3), Q_i q_(i-1) (width); all with k x k kernels. With modulation, each M_i
+    is a 1x1 convolution width -> width. The output is a 1x1 convolution width -> 3."""
+    def conv(n, m, k):
+        return n * m * k * k + m
+
+    z = 9 * c
+    total = conv(z, width, kernel) + (depth - 1) * conv(width + z, width, kernel)  # K
+    total += conv(3, width, kernel) + (depth - 1) * conv(width, width, kernel)  # Q
+    if modulation:
+        total += depth * conv(width, width, 1)  # M
+    return total + conv(width, 3, 1)
+
+
+def _sol_10_seam_columns(width, strip_width, radius):
+    """Lesson 10: which of ``width`` output columns (bool tensor) differ between the whole image and column strips of
+    ``strip_width`` columns computed alone with zero padding (the authors' evaluation), for a decoder that reads
+    ``radius`` columns on each side.
+
+    In strip [c0, c1), column c needs column c0 - 1 when c - c0 + 1 <= radius, and column c1 when c1 - c <= radius;
+    the strip has zeros there, the whole image has pixels, unless that side is the image's own edge (c0 = 0 or
+    c1 = width), where the whole image is zero-padded too."""
+    out = torch.zeros(width, dtype=torch.bool)
+    for c0 in range(0, width, strip_width):
+        c1 = min(c0 + strip_width, width)
+        for c in range(c0, c1):
+            out[c] = (c0 > 0 and c - c0 < radius) or (c1 < width and c1 - 1 - c < radius)
+    return out
+
+
+def _sol_10_upscale_progressive(model, lr, sizes, round_uint8):
+    """Lesson 10: upscale ``lr`` through the stage sizes [(H1, W1), ...], each stage's output (clamped to [0, 1])
+    the next stage's input; between stages (not after the last) rounded to the 256 levels k/255 when
+    ``round_uint8``, as saving an 8-bit file would. Returns the last stage's output."""
+    x = lr
+    for k, size in enumerate(sizes):
+        y = model.upscale(x, size=tuple(size)).clamp(0, 1)
+        x = (y * 255).round() / 255 if round_uint8 and k < len(sizes) - 1 else y
+    return y
+
+
 SOLUTIONS = {
     ("00", "psnr"): _sol_00_psnr,
     ("00", "rgb_to_y"): _sol_00_rgb_to_y,
@@ -638,6 +682,9 @@ SOLUTIONS = {
     ("09", "ensemble_weights"): _sol_09_ensemble_weights,
     ("09", "query_macs"): _sol_09_query_macs,
     ("09", "time_line"): _sol_09_time_line,
+    ("10", "decoder_params"): _sol_10_decoder_params,
+    ("10", "seam_columns"): _sol_10_seam_columns,
+    ("10", "upscale_progressive"): _sol_10_upscale_progressive,
 }
 
 

@@ -20,7 +20,7 @@ nothing else). :class:`ConvSR` gives both the same ``upscale(lr, scale=|size=, c
   input) raises one CourseError saying it cannot; with ``resize=True`` it makes its x4 output and resizes it to the
   size asked (antialiased bicubic) with a warning saying so. Never silently.
 
-Derived in notebooks/11_fixed_scale.ipynb (planned).
+Derived in notebooks/11_fixed_scale.ipynb.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class ConvSR(nn.Module):
     network: 1 for pre-upsampling, 4 for SRResNet), and defines ``halo`` (the network's receptive radius in input
     pixels), ``floats_per_pixel`` (activations alive per input pixel at the peak, for the memory check) and
     ``_upscale(lr, H, W, tile, progress)`` -> (B, 3, H, W) in [0, 1]. ``normalize``/``denormalize`` are
-    ``SRModel``'s, so ``predict`` works in the same normalised space. Notebook: 11_fixed_scale (planned)."""
+    ``SRModel``'s, so ``predict`` works in the same normalised space. Notebook: 11_fixed_scale."""
 
     fixed_scale: int | None = None
     factor: int = 1

@@ -206,7 +206,7 @@ def pil_weights(in_len: int, out_len: int, kernel: str) -> np.ndarray:
     by f = in_len / out_len (antialiasing; f = 1 when enlarging): input pixel x gets k((x + 1/2 - c) / f), over the
     pixels x from trunc(c - support * f + 1/2) to trunc(c + support * f + 1/2) (exclusive) inside the image, and
     each row is normalised to sum 1 (so nothing is mirrored: taps outside the image are dropped). With the box
-    kernel this is the exact area average. Notebook: 11_fixed_scale (planned).
+    kernel this is the exact area average. Notebook: 11_fixed_scale.
     """
     fn, support = _SEPARABLE[kernel]
     ratio = in_len / out_len
@@ -233,7 +233,7 @@ def resample(img: torch.Tensor, size, kernel: str = "bicubic") -> torch.Tensor:
       factor the mean of each s x s block).
 
     uint8 input is computed in float and rounded (and clamped) back to uint8 once; float input is returned unrounded
-    and unclamped (Lanczos and bicubic overshoot). Notebook: 11_fixed_scale (planned).
+    and unclamped (Lanczos and bicubic overshoot). Notebook: 11_fixed_scale.
     """
     if kernel not in KERNELS:
         raise CourseError(f"unknown resampling kernel {kernel!r}; choose one of: {', '.join(KERNELS)}")
@@ -261,7 +261,7 @@ def resample(img: torch.Tensor, size, kernel: str = "bicubic") -> torch.Tensor:
 
 def check_kernels(kernels) -> tuple[str, ...]:
     """A tuple of kernel names from a list, one name, or ``"random"`` (all of :data:`KERNELS`); unknown names and
-    an empty list raise CourseError. Notebook: 11_fixed_scale (planned)."""
+    an empty list raise CourseError. Notebook: 11_fixed_scale."""
     if isinstance(kernels, str):
         kernels = KERNELS if kernels == "random" else (kernels,)
     kernels = tuple(KERNELS if k == "random" else (k,) for k in kernels)
@@ -282,7 +282,7 @@ def random_resample(img: torch.Tensor, scale=None, size=None, kernels=KERNELS, g
     :data:`KERNELS`; see :func:`resample`), with ``generator`` (a ``torch.Generator``) or a new one seeded with
     ``seed``; one of them is required (the draw must be reproducible). With a single kernel nothing is drawn (the
     generator is left untouched): ``kernels=("bicubic",)`` gives exactly :func:`bicubic_aa`, the course's LR.
-    ``return_kernels=True`` also returns the kernel names, one per patch. Notebook: 11_fixed_scale (planned).
+    ``return_kernels=True`` also returns the kernel names, one per patch. Notebook: 11_fixed_scale.
     """
     names = check_kernels(kernels)
     x, added = _as_batch(img, "img")

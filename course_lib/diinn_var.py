@@ -3,7 +3,7 @@
 Seed paper 000 (Koska & Arviv) changes DIINN in several ways at once and trains eight models, A-H (its Sec. 5.3).
 Everything here follows the authors' own code (``src/models/components/diinn.py``, ``updated_new_encoder.py``) as the
 reference note ``seed-variations.md`` sec. 1 pins it down; **DEFAULT** marks a choice no source settles. Derived in
-notebooks/10_seed000.ipynb (lesson 10, planned).
+notebooks/10_seed000.ipynb (lesson 10).
 
 The decoder (:class:`VariantDecoder`) works on whole grids of HR pixels, as their ``NewImplicitDecoder`` does:
 

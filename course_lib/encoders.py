@@ -115,7 +115,7 @@ class RDN(nn.Module):
 class SEBlock(nn.Module):
     """Squeeze-and-excitation (Hu et al. 2018) as seed paper 000's code has it: global average pool, Linear C -> C/r
     (no bias), ReLU, Linear C/r -> C (no bias), sigmoid, per-channel scale of the input. Derived in
-    notebooks/10_seed000.ipynb (planned)."""
+    notebooks/10_seed000.ipynb."""
 
     def __init__(self, channels: int, reduction: int = 16):
         super().__init__()
@@ -143,7 +143,7 @@ class RDBSE(RDB):
 
 class VGGSE(nn.Module):
     """Seed paper 000's encoder ("VGGSuperResEncoder"; reference note seed-variations.md sec. 1.1). Derived in
-    notebooks/10_seed000.ipynb (planned).
+    notebooks/10_seed000.ipynb.
 
     1. stem: three conv3x3 + ReLU, 3 -> 64 -> 64 -> 64 (a VGG-like stem only: no pooling, no ImageNet weights);
     2. ``n_blocks`` = 12 RDBs (8 dense layers of growth 64, 1x1 fusion, SE with reduction 16 and no bias, local

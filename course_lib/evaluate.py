@@ -15,7 +15,7 @@ Seed paper 004's AlexNet-feature metric is one option away (``metrics=["psnr", "
 :mod:`course_lib.imagenet`). A fixed-scale model (``model.fixed_scale``, e.g. SRResNet's 4) is evaluated only at
 its scale and only where the HR size is that multiple of the LR size (the standard protocol crops HR so that it
 is), else refused with one line; ``resize_fixed=True`` resizes its output instead and the rows count the images
-(``"resized_images"``). notebooks/11_fixed_scale.ipynb (planned).
+(``"resized_images"``). notebooks/11_fixed_scale.ipynb.
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ METRICS = ("psnr", "ssim", "lr_psnr", "alex")  # names ``evaluate(metrics=...)``
 
 def check_metrics(names) -> tuple[str, ...]:
     """The metrics asked for: None -> the three every row has (psnr, ssim, lr_psnr); otherwise names from
-    :data:`METRICS` (the three are measured anyway: other code reads them from every row). Notebook: 11_fixed_scale
-    (planned)."""
+    :data:`METRICS` (the three are measured anyway: other code reads them from every row). Notebook:
+    11_fixed_scale."""
     if names is None:
         return METRICS[:3]
     names = [names] if isinstance(names, str) else list(names)

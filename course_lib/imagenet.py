@@ -16,7 +16,7 @@ are written out here with torchvision's indices, so torchvision's weight files l
 * ``"random"``: randomly initialised layers (seed 0), **not ImageNet**: for tests and smoke runs only. The network
   says so in its ``weights_source``, and everything that reports a number made with it carries that label.
 
-Derived in notebooks/11_fixed_scale.ipynb (planned).
+Derived in notebooks/11_fixed_scale.ipynb.
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ BACKBONES = {
 def build_features(name: str) -> nn.Sequential:
     """The layers of a backbone, randomly initialised (PyTorch's defaults), indexed as in torchvision.
 
-    ``"vgg19"``: ``vgg19().features[:36]``; ``"alexnet"``: ``alexnet().features``. Notebook: 11_fixed_scale
-    (planned)."""
+    ``"vgg19"``: ``vgg19().features[:36]``; ``"alexnet"``: ``alexnet().features``. Notebook:
+    11_fixed_scale."""
     info = _info(name)
     layers, ch = [], 3
     for spec in info.layers:
@@ -102,7 +102,7 @@ def weights_dir() -> Path | None:
 def cached_file(name: str) -> Path | None:
     """The backbone's torchvision file in ``$COURSE_WEIGHTS_DIR`` or in torch's download cache, or None.
 
-    Notebook: 11_fixed_scale (planned)."""
+    Notebook: 11_fixed_scale."""
     info = _info(name)
     folders = [weights_dir()] if weights_dir() is not None else []
     folders.append(Path(torch.hub.get_dir()) / "checkpoints")
@@ -165,7 +165,7 @@ def load_backbone(name: str, weights="imagenet", download: bool = True, device=N
     ``name``: ``"vgg19"`` (up to the ReLU of conv5_4) or ``"alexnet"`` (its ``features``). ``weights``:
     ``"imagenet"`` (``$COURSE_WEIGHTS_DIR``, torch's cache, then a download unless ``download=False``), a file path,
     or ``"random"`` (seed 0, not ImageNet: tests only). No weights to be had: one CourseError saying how to get
-    them. Inputs are RGB normalised with :func:`imagenet_normalize`. Notebook: 11_fixed_scale (planned)."""
+    them. Inputs are RGB normalised with :func:`imagenet_normalize`. Notebook: 11_fixed_scale."""
     info = _info(name)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -201,7 +201,7 @@ def load_backbone(name: str, weights="imagenet", download: bool = True, device=N
 def imagenet_normalize(x: torch.Tensor) -> torch.Tensor:
     """RGB in [0, 1] (B, 3, H, W) -> ``(x - mean) / std`` with ImageNet's mean and std (torchvision's presets).
 
-    Notebook: 11_fixed_scale (planned)."""
+    Notebook: 11_fixed_scale."""
     mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return (x - mean) / std

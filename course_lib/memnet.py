@@ -53,14 +53,14 @@ def _conv(cin: int, cout: int, k: int) -> nn.Conv2d:
 
 
 def pre_activation(bn: nn.BatchNorm2d, conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """MemNet's unit: ``conv(relu(bn(x)))`` (BN first, then ReLU, then the convolution). Lesson 11 (planned)."""
+    """MemNet's unit: ``conv(relu(bn(x)))`` (BN first, then ReLU, then the convolution). Lesson 11."""
     return conv(F.relu(bn(x)))
 
 
 class MemoryBlock(nn.Module):
     """Memory block ``m`` (1-based): a recursive unit with shared convs and per-pass BNs, then the 1x1 gate.
 
-    ``forward(longs)`` takes ``[B_0, ..., B_{m-1}]`` and returns ``B_m``. Lesson 11 (planned)."""
+    ``forward(longs)`` takes ``[B_0, ..., B_{m-1}]`` and returns ``B_m``. Lesson 11."""
 
     def __init__(self, m: int, recursions: int, channels: int = CHANNELS):
         super().__init__()
@@ -90,7 +90,7 @@ class MemNet(nn.Module):
     """MemNet on one channel (Y): ``x`` (B, 1, H, W), the bicubic-upsampled Y in [0, 1] -> refined Y.
 
     ``outputs(x)`` -> (y, [y_1, ..., y_M]) (one entry, y itself, without multi-supervision); ``forward(x)`` -> y.
-    See the module docstring. Lesson 11 (planned)."""
+    See the module docstring. Lesson 11."""
 
     def __init__(self, blocks: int = 6, recursions: int = 6, multi_supervised: bool = True,
                  channels: int = CHANNELS):
@@ -133,7 +133,7 @@ class MemNet(nn.Module):
 
 
 def euclidean_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Caffe's EuclideanLoss: ``sum ||pred - target||^2 / (2 N)``, N = images in the batch. Lesson 11 (planned)."""
+    """Caffe's EuclideanLoss: ``sum ||pred - target||^2 / (2 N)``, N = images in the batch. Lesson 11."""
     return ((pred - target) ** 2).sum() / (2 * pred.shape[0])
 
 
@@ -159,7 +159,7 @@ class MemNetSR(ConvSR):
 
     ``forward(lr, size)`` / ``predict(lr, size)`` (normalised, unclamped, differentiable) / ``upscale(lr,
     scale=|size=)`` (tiled, exact) as ``SRModel``; ``split(lr, size)`` gives the network's input Y and the bicubic
-    CbCr; ``net`` is the Y network (:class:`MemNet`). Any scale (pre-upsampling). Lesson 11 (planned)."""
+    CbCr; ``net`` is the Y network (:class:`MemNet`). Any scale (pre-upsampling). Lesson 11."""
 
     fixed_scale = None
     factor = 1
@@ -205,7 +205,7 @@ class MemNetSR(ConvSR):
 
 def build_memnet(blocks: int = 6, recursions: int = 6, multi_supervised: bool = True) -> MemNetSR:
     """MemNet M{blocks}R{recursions} for RGB images (:class:`MemNetSR`): M6R6 is the original, M3R3 and M4R4 are
-    004's smaller nets; ``multi_supervised=False`` has one output. Lesson 11 (planned)."""
+    004's smaller nets; ``multi_supervised=False`` has one output. Lesson 11."""
     for name, value in (("blocks", blocks), ("recursions", recursions)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise CourseError(f"{name} must be a positive integer (MemNet's M6R6: blocks=6, recursions=6), "

@@ -16,7 +16,7 @@ Derived in notebooks/00_sisr_problem.ipynb and notebooks/07_evaluation.ipynb.
 
 Also here: full YCbCr (:func:`rgb_to_ycbcr`, for MemNet) and seed paper 004's AlexNet-feature metric
 (:func:`alex_similarity`: cosine similarity of 9,216-d pooled AlexNet features; needs ImageNet weights,
-see :mod:`course_lib.imagenet`), both from notebooks/11_fixed_scale.ipynb (planned).
+see :mod:`course_lib.imagenet`), both from notebooks/11_fixed_scale.ipynb.
 """
 
 from __future__ import annotations
@@ -351,7 +351,7 @@ def rgb_to_ycbcr(img: torch.Tensor) -> torch.Tensor:
 
     MATLAB's ``rgb2ycbcr`` of a double image (what MemNet's code feeds the network): Y = (16 + 65.481 R +
     128.553 G + 24.966 B) / 255, Cb and Cr alike around 128 / 255; scikit-image's ``rgb2ycbcr`` / 255.
-    :func:`rgb_to_y` is the same Y on 0..255, rounded for the standard protocol. Notebook: 11_fixed_scale (planned).
+    :func:`rgb_to_y` is the same Y on 0..255, rounded for the standard protocol. Notebook: 11_fixed_scale.
     """
     if not isinstance(img, torch.Tensor) or img.dim() != 4 or img.shape[1] != 3 or not img.is_floating_point():
         raise CourseError(f"img must be a float tensor (B, 3, H, W) in [0, 1], got {getattr(img, 'shape', img)}")
@@ -362,7 +362,7 @@ def rgb_to_ycbcr(img: torch.Tensor) -> torch.Tensor:
 def ycbcr_to_rgb(img: torch.Tensor) -> torch.Tensor:
     """The inverse of :func:`rgb_to_ycbcr` (unclamped), as scikit-image's ``ycbcr2rgb`` of 255 x ``img``.
 
-    Notebook: 11_fixed_scale (planned)."""
+    Notebook: 11_fixed_scale."""
     if not isinstance(img, torch.Tensor) or img.dim() != 4 or img.shape[1] != 3 or not img.is_floating_point():
         raise CourseError(f"img must be a float tensor (B, 3, H, W), got {getattr(img, 'shape', img)}")
     inv = torch.linalg.inv(torch.tensor(_YCBCR, dtype=torch.float64) / 255.0).to(img)
@@ -380,7 +380,7 @@ _ALEX_CACHE: dict = {}
 
 
 def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """a . b / (|a| |b|) of each row of two (B, D) tensors, in float64: (B,). Notebook: 11_fixed_scale (planned)."""
+    """a . b / (|a| |b|) of each row of two (B, D) tensors, in float64: (B,). Notebook: 11_fixed_scale."""
     a, b = a.double().flatten(1), b.double().flatten(1)
     if a.shape != b.shape:
         raise CourseError(f"feature vectors must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
@@ -392,7 +392,7 @@ def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def alex_network(weights="imagenet", device=None, download: bool = True):
     """AlexNet's ``features`` for the metric, loaded once per (weights, device) (course_lib.imagenet's rules:
-    ``"imagenet"``, a file, or ``"random"`` for tests). Notebook: 11_fixed_scale (planned)."""
+    ``"imagenet"``, a file, or ``"random"`` for tests). Notebook: 11_fixed_scale."""
     from .imagenet import load_backbone
 
     key = (str(weights), str(torch.device(device or "cpu")))
@@ -407,7 +407,7 @@ def alex_preprocess(img: torch.Tensor, preprocess: str = "preset") -> torch.Tens
     ``"preset"`` (the default): torchvision's ``AlexNet_Weights.IMAGENET1K_V1.transforms()``: short side resized to
     256 (antialiased bilinear; long side ``int(256 * long / short)``), centre crop 224 x 224 (offsets
     ``round((side - 224) / 2)``), normalised. ``"full"``: the whole image, only normalised (the adaptive pool still
-    gives 9,216 values; at least 63 x 63 pixels). Notebook: 11_fixed_scale (planned)."""
+    gives 9,216 values; at least 63 x 63 pixels). Notebook: 11_fixed_scale."""
     from .imagenet import imagenet_normalize
 
     if preprocess not in ALEX_PREPROCESS:
@@ -431,7 +431,7 @@ def alex_features(img, net=None, weights="imagenet", preprocess: str = "preset")
 
     ``img``: (3, H, W) or (B, 3, H, W), float in [0, 1] or uint8; a grey (1, H, W) image is copied to RGB.
     ``net``: a network from :func:`alex_network` (else loaded with ``weights``). The values are >= 0 (they
-    follow a ReLU and a max-pool). Returns float32 (B, 9216). Notebook: 11_fixed_scale (planned)."""
+    follow a ReLU and a max-pool). Returns float32 (B, 9216). Notebook: 11_fixed_scale."""
     x = _as_float_batch(img, "img")
     x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
     net = alex_network(weights) if net is None else net
@@ -443,8 +443,8 @@ def alex_features(img, net=None, weights="imagenet", preprocess: str = "preset")
 
 def alex_similarity_per_image(sr, hr, net=None, weights="imagenet", preprocess: str = "preset") -> torch.Tensor:
     """Seed 004's metric for each image of a batch: the cosine similarity of the AlexNet feature vectors of SR and
-    HR (float64 (B,), in [0, 1] since the features are >= 0; 1 for identical images). Notebook: 11_fixed_scale
-    (planned)."""
+    HR (float64 (B,), in [0, 1] since the features are >= 0; 1 for identical images). Notebook:
+    11_fixed_scale."""
     a, b = _pair(sr, hr)
     net = alex_network(weights) if net is None else net
     return cosine_similarity(alex_features(a, net, preprocess=preprocess), alex_features(b, net, preprocess=preprocess))
@@ -452,6 +452,6 @@ def alex_similarity_per_image(sr, hr, net=None, weights="imagenet", preprocess: 
 
 def alex_similarity(sr, hr, net=None, weights="imagenet", preprocess: str = "preset") -> float:
     """Mean over the batch of :func:`alex_similarity_per_image` (004's ALEX column). Without ImageNet weights it
-    refuses (``course_lib.imagenet``); ``weights="random"`` gives a test-only number. Notebook: 11_fixed_scale
-    (planned)."""
+    refuses (``course_lib.imagenet``); ``weights="random"`` gives a test-only number. Notebook:
+    11_fixed_scale."""
     return alex_similarity_per_image(sr, hr, net, weights, preprocess).mean().item()

@@ -656,6 +656,31 @@ def _sol_10_upscale_progressive(model, lr, sizes, round_uint8):
     return y
 
 
+def _sol_11_memnet_conv_params(blocks, recursions, channels=64):
+    """Lesson 11: MemNet's convolution parameters (weights + biases), each shared convolution counted once."""
+    c, M, R = channels, blocks, recursions
+
+    def conv(c_in, c_out, k):
+        return c_in * c_out * k * k + c_out
+
+    gates = sum(conv((m + R) * c, c, 1) for m in range(1, M + 1))  # block m's gate reads (m + R) x c channels
+    return conv(1, c, 3) + M * 2 * conv(c, c, 3) + gates + conv(c, 1, 3)  # first conv, shared pairs, gates, Rec
+
+
+def _sol_11_memnet_macs(blocks, recursions, multi_supervised=True, channels=64):
+    """Lesson 11: MemNet's multiply-adds per output pixel: every shared convolution computed R times."""
+    c, M, R = channels, blocks, recursions
+    gates = sum((m + R) * c * c for m in range(1, M + 1))
+    reconstructions = M if multi_supervised else 1  # one shared Rec conv, applied to every B_m
+    return 9 * c + M * R * 2 * 9 * c * c + gates + reconstructions * 9 * c
+
+
+def _sol_11_blend_penalty_db(a):
+    """Lesson 11: PSNR lost by the guess mean + a * (a plausible sample's detail) against the mean alone: the error
+    is the true detail minus a independent detail of the same variance, so the MSE grows by (1 + a^2)."""
+    return 10 * math.log10(1 + a * a)
+
+
 SOLUTIONS = {
     ("00", "psnr"): _sol_00_psnr,
     ("00", "rgb_to_y"): _sol_00_rgb_to_y,
@@ -685,6 +710,9 @@ SOLUTIONS = {
     ("10", "decoder_params"): _sol_10_decoder_params,
     ("10", "seam_columns"): _sol_10_seam_columns,
     ("10", "upscale_progressive"): _sol_10_upscale_progressive,
+    ("11", "memnet_conv_params"): _sol_11_memnet_conv_params,
+    ("11", "memnet_macs"): _sol_11_memnet_macs,
+    ("11", "blend_penalty_db"): _sol_11_blend_penalty_db,
 }
 
 

@@ -7,7 +7,7 @@ round(1.25 h) -> round(1.6 h1) -> (H, W) (h = 64: 80 -> 128 -> 256). Between sta
 as if saved to a file (``round_uint8=True``; ``False`` keeps the float image). Their result: upfront 21.03 dB,
 gradual 17.88 dB: errors accumulate, because each stage sees an input unlike its training LR images.
 
-Derived in notebooks/10_seed000.ipynb (lesson 10, planned).
+Derived in notebooks/10_seed000.ipynb (lesson 10).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ course puts ``Dropout(p=0.3)`` after every LeakyReLU (the note's DEFAULT).
 * :func:`generator_loss`: 004's total, ``pixel + 0.006 * VGG + 1e-3 * adversarial``, term by term.
 
 The VGG19 weights come from :mod:`course_lib.imagenet` (``weights="random"`` only for tests: without ImageNet
-weights the content loss refuses, saying how to get them). Notebook: 11_fixed_scale.ipynb (planned).
+weights the content loss refuses, saying how to get them). Notebook: 11_fixed_scale.ipynb.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ D_DROPOUT = 0.3
 
 
 class ResidualBlock(nn.Module):
-    """SRResNet's block: x + BN(conv(PReLU(BN(conv(x))))) with 3x3 convs. Lesson 11 (planned)."""
+    """SRResNet's block: x + BN(conv(PReLU(BN(conv(x))))) with 3x3 convs. Lesson 11."""
 
     def __init__(self, channels: int = 64):
         super().__init__()
@@ -63,7 +63,7 @@ class ResidualBlock(nn.Module):
 
 
 class SRResNet(ConvSR):
-    """The SRGAN generator (SRResNet), x4 only. See the module docstring. Lesson 11 (planned)."""
+    """The SRGAN generator (SRResNet), x4 only. See the module docstring. Lesson 11."""
 
     fixed_scale = SCALE
     factor = SCALE
@@ -111,7 +111,7 @@ class SRResNet(ConvSR):
 
 def build_srresnet(blocks: int = 16) -> SRResNet:
     """SRResNet, the SRGAN generator (x4): ``blocks=16`` as Ledig and 004; fewer for CPU smoke runs. Lesson 11
-    (planned)."""
+    (notebooks/11_fixed_scale.ipynb)."""
     if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
         raise CourseError(f"blocks must be a positive integer (SRGAN: 16), got {blocks!r}")
     return SRResNet(blocks)
@@ -120,7 +120,7 @@ def build_srresnet(blocks: int = 16) -> SRResNet:
 class Discriminator(nn.Module):
     """SRGAN's discriminator for ``patch`` x ``patch`` HR images in normalised space ([-1, 1]), 004's dropout.
 
-    ``forward(x)`` -> D(x) in (0, 1), shape (B,). See the module docstring. Lesson 11 (planned)."""
+    ``forward(x)`` -> D(x) in (0, 1), shape (B,). See the module docstring. Lesson 11."""
 
     def __init__(self, patch: int = 96, dropout: float = D_DROPOUT):
         super().__init__()
@@ -152,7 +152,7 @@ class Discriminator(nn.Module):
 
 # ---------------------------------------------------------------------------------------------- losses
 def pixel_loss(sr: torch.Tensor, hr: torch.Tensor, kind: str = "mse") -> torch.Tensor:
-    """Mean squared (``"mse"``, Ledig and 004) or absolute (``"l1"``) error over every value. Lesson 11 (planned)."""
+    """Mean squared (``"mse"``, Ledig and 004) or absolute (``"l1"``) error over every value. Lesson 11."""
     if kind not in ("mse", "l1"):
         raise CourseError(f"kind must be 'mse' or 'l1', got {kind!r}")
     if sr.shape != hr.shape:
@@ -165,7 +165,7 @@ class VGGLoss(nn.Module):
 
     ``weights``: ``"imagenet"`` (default; refuses with one line saying how to get the file when it is not here),
     a file path, or ``"random"`` (not ImageNet: tests only; ``weights_source`` says which). The VGG is frozen; the
-    gradient flows to SR. Unweighted: :func:`generator_loss` multiplies by ``CONTENT_WEIGHT``. Lesson 11 (planned).
+    gradient flows to SR. Unweighted: :func:`generator_loss` multiplies by ``CONTENT_WEIGHT``. Lesson 11.
     """
 
     def __init__(self, weights="imagenet", download: bool = True, device=None):
@@ -197,7 +197,7 @@ def _check_prob(d: torch.Tensor, name: str) -> None:
 
 def generator_adversarial_loss(d_sr: torch.Tensor, form: str = "004") -> torch.Tensor:
     """The generator's adversarial term from D's outputs on SR images: ``mean(1 - D(SR))`` (004, App. 7.3) or
-    ``mean(-log D(SR))`` (``form="ledig"``). Lesson 11 (planned)."""
+    ``mean(-log D(SR))`` (``form="ledig"``). Lesson 11."""
     _check_prob(d_sr, "d_sr")
     if form == "004":
         return (1 - d_sr).mean()
@@ -208,7 +208,7 @@ def generator_adversarial_loss(d_sr: torch.Tensor, form: str = "004") -> torch.T
 
 def discriminator_loss(d_hr: torch.Tensor, d_sr: torch.Tensor, form: str = "004") -> torch.Tensor:
     """D's loss: ``mean(1 - D(HR) + D(SR))`` (004) or the binary cross-entropy ``-mean(log D(HR) + log(1 -
-    D(SR)))`` (``form="ledig"``); ``d_sr`` from detached SR images. Lesson 11 (planned)."""
+    D(SR)))`` (``form="ledig"``); ``d_sr`` from detached SR images. Lesson 11."""
     _check_prob(d_hr, "d_hr")
     _check_prob(d_sr, "d_sr")
     if form == "004":

@@ -52,7 +52,7 @@ LESSONS = [
     ("08", "08_ablations.ipynb", "Ablations (Table 5)"),
     ("09", "09_liif_metasr.ipynb", "LIIF, LIIF+SIREN and Meta-SR"),
     ("10", "10_seed000.ipynb", "A research project on DIINN, re-examined (seed paper 000)"),
-    ("11", "11_fixed_scale_perceptual.ipynb", "Fixed-scale SR and perceptual losses (seed paper 004)"),
+    ("11", "11_fixed_scale.ipynb", "Fixed-scale SR and perceptual losses (seed paper 004)"),
 ]
 
 

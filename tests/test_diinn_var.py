@@ -221,7 +221,9 @@ def test_tiles_with_halos_equal_the_whole_image(letter, skip):
             continue
         tiled = model.upscale(lr, scale=3.14, chunk_size=chunk)
         assert tiled.shape == (1, 3, H, W)
-        torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-5)
+        # float32: tiles and the whole image run convolutions of other shapes (other summation orders); a clean CI
+        # clone measured up to 1.0e-5 where a halo one pixel short gives errors up to 0.95
+        torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-4)
     if model.decoder.radius:  # without the halo the tiles' borders are wrong: the comparison above can fail
         boxes = [((t, min(t + 16, H)), (c, min(c + 16, W))) for t in range(0, H, 16) for c in range(0, W, 16)]
         no_halo = model._render_boxes(lr, (H, W), boxes, 0, False, "")
@@ -235,7 +237,7 @@ def test_tiles_of_the_full_width_model_f():
     lively(model, lr, (35, 31))
     whole = model.denormalize(model.predict(lr, (35, 31))).clamp(0, 1)
     assert whole.std() > 0.1
-    torch.testing.assert_close(model.upscale(lr, size=(35, 31), chunk_size=15 * 15), whole, rtol=0, atol=1e-5)
+    torch.testing.assert_close(model.upscale(lr, size=(35, 31), chunk_size=15 * 15), whole, rtol=0, atol=1e-4)
 
 
 def test_strips_differ_near_their_borders_and_nowhere_else():

@@ -26,7 +26,6 @@ Derived in notebooks/11_fixed_scale.ipynb.
 from __future__ import annotations
 
 import math
-import time
 import warnings
 
 import torch
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import CourseError, check_scale
+from .progress import LazyBar
 
 MEMORY_SHARE = 0.5  # the default tiles: the largest whose estimated peak fits in this share of the free memory
 
@@ -67,15 +67,13 @@ def tiled(fn, x: torch.Tensor, factor: int, tile: int, halo: int, progress=None,
     computed with up to ``halo`` extra input pixels on every side (fewer at the image border, where ``fn``'s own
     padding applies as in one pass) and only the core's output is kept. One tile when the image fits in one.
     ``progress``: a bar over tiles (None: only when the first tile says the whole will take more than 3 s)."""
-    from tqdm.auto import tqdm
-
     h, w = x.shape[-2:]
     if h <= tile and w <= tile:
         return fn(x)
     boxes = [(top, left) for top in range(0, h, tile) for left in range(0, w, tile)]
-    out, bar, t0 = None, None, time.perf_counter()
-    try:
-        for k, (top, left) in enumerate(boxes):
+    out = None
+    with LazyBar(len(boxes), desc, "tile", progress) as bar:
+        for top, left in boxes:
             bottom, right = min(top + tile, h), min(left + tile, w)
             t, lft = max(top - halo, 0), max(left - halo, 0)
             y = fn(x[..., t : min(bottom + halo, h), lft : min(right + halo, w)])
@@ -84,14 +82,7 @@ def tiled(fn, x: torch.Tensor, factor: int, tile: int, halo: int, progress=None,
             f = factor
             out[..., f * top : f * bottom, f * left : f * right] = \
                 y[..., f * (top - t) : f * (bottom - t), f * (left - lft) : f * (right - lft)]
-            if k == 0 and progress is not False and len(boxes) > 1:
-                if progress or (time.perf_counter() - t0) * len(boxes) > 3.0:
-                    bar = tqdm(total=len(boxes), initial=1, desc=desc, unit="tile")
-            elif bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+            bar.update()
     return out
 
 

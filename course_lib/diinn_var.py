@@ -51,7 +51,6 @@ differs from the whole image within 15 pixels of every strip border (the seams o
 from __future__ import annotations
 
 import math
-import time
 
 import torch
 import torch.nn.functional as F
@@ -73,6 +72,7 @@ from .models import (
     check_pixels,
     output_size,
 )
+from .progress import LazyBar
 
 ACTIVATIONS = ("relu-sin", "silu")
 UPSAMPLINGS = ("nearest-exact", "bilinear")
@@ -364,29 +364,19 @@ class VariantSRModel(SRModel):
     def _render_boxes(self, lr, size, boxes, halo: int, progress, desc: str) -> torch.Tensor:
         """Encode once, then render each box ((r0, r1), (c0, c1)) on its window enlarged by ``halo`` (clipped to
         the image) and keep the box: the output in [0, 1], clamped, (B, 3, H, W)."""
-        from tqdm.auto import tqdm
-
         H, W = size
         state = self.decoder.prepare(self.encode(lr))
         lr_n = self.normalize(lr) if self.skip is not None else None
         out = torch.empty(lr.shape[0], 3, H, W, device=lr.device, dtype=lr.dtype)
-        bar, t0 = None, time.perf_counter()
-        try:
-            for k, ((r0, r1), (c0, c1)) in enumerate(boxes):
+        with LazyBar(len(boxes), desc, "tile", progress) as bar:
+            for (r0, r1), (c0, c1) in boxes:
                 wr = (max(r0 - halo, 0), min(r1 + halo, H))
                 wc = (max(c0 - halo, 0), min(c1 + halo, W))
                 pred = self.decoder.render(state, size, wr, wc)[..., r0 - wr[0]:r1 - wr[0], c0 - wc[0]:c1 - wc[0]]
                 if self.skip is not None:
                     pred = pred + self._skip_window(lr_n, size, (r0, r1), (c0, c1)).to(pred.dtype)
                 out[..., r0:r1, c0:c1] = self.denormalize(pred.float()).clamp(0, 1)
-                if k == 0 and progress is not False and len(boxes) > 1:
-                    if progress or (time.perf_counter() - t0) * len(boxes) > 3.0:
-                        bar = tqdm(total=len(boxes), initial=1, desc=desc, unit="tile")
-                elif bar is not None:
-                    bar.update(1)
-        finally:
-            if bar is not None:
-                bar.close()
+                bar.update()
         return out
 
 

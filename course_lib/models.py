@@ -18,7 +18,6 @@ import json
 import os
 import re
 import resource
-import time
 from pathlib import Path
 
 import torch
@@ -34,6 +33,7 @@ from .files import atomic_write
 from .liif import build_liif
 from .memnet import build_memnet
 from .metasr import build_metasr
+from .progress import LazyBar
 from .srgan import build_srresnet
 
 DEFAULT_CHUNK = 32768  # query pixels per decoder call on a GPU: about 0.3 GB of activations for DIINN
@@ -300,20 +300,17 @@ class SRModel(nn.Module):
 
     def _upscale_chunks(self, lr, H: int, W: int, chunk: int, amp: bool, progress) -> torch.Tensor:
         """The body of :meth:`upscale` (inputs checked): encode once, decode ``chunk`` queries at a time."""
-        from tqdm.auto import tqdm
-
         from .precision import autocast_dtype
 
         b, n = lr.shape[0], H * W
         dtype = autocast_dtype("auto" if amp else "off", lr.device)
-        bar, chunks = None, -(-n // chunk)
-        try:
-            with torch.autocast(lr.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                state = self.decoder.prepare(self.encode(lr))
-                out = torch.empty(b, 3, n, device=lr.device, dtype=lr.dtype)
-                lr_normalized = self.normalize(lr) if self.skip is not None else None
-                t0 = time.perf_counter()
-                for k, start in enumerate(range(0, n, chunk)):
+        sync = (lambda: torch.cuda.synchronize(lr.device)) if lr.device.type == "cuda" else None
+        with torch.autocast(lr.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            state = self.decoder.prepare(self.encode(lr))
+            out = torch.empty(b, 3, n, device=lr.device, dtype=lr.dtype)
+            lr_normalized = self.normalize(lr) if self.skip is not None else None
+            with LazyBar(-(-n // chunk), f"upscale to {W}x{H}", "chunk", progress, sync=sync) as bar:
+                for start in range(0, n, chunk):
                     stop = min(start + chunk, n)
                     coord = grid_chunk((H, W), start, stop, lr.device, torch.float64).expand(b, -1, -1)
                     cell = make_cell((H, W), (b, stop - start), lr.device)
@@ -321,17 +318,7 @@ class SRModel(nn.Module):
                     if self.skip is not None:
                         pred = pred + self.base(lr_normalized, coord).to(pred.dtype)
                     out[:, :, start:stop] = self.denormalize(pred.float()).clamp(0, 1).transpose(1, 2)
-                    if k == 0 and chunks > 1 and progress is not False:
-                        if lr.device.type == "cuda":
-                            torch.cuda.synchronize(lr.device)
-                        slow = (time.perf_counter() - t0) * chunks > 3.0  # the first chunk's time x the chunks
-                        if progress or slow:
-                            bar = tqdm(total=chunks, initial=1, desc=f"upscale to {W}x{H}", unit="chunk")
-                    elif bar is not None:
-                        bar.update(1)
-        finally:
-            if bar is not None:
-                bar.close()
+                    bar.update()
         return out.reshape(b, 3, H, W)
 
 

@@ -85,3 +85,23 @@ def folders(tmp_path_factory):
     """(train folder of 6 images, validation folder of 2) for tiny training runs (test_train, test_reliability)."""
     root = tmp_path_factory.mktemp("train_data")
     return write_images(root / "train", 6), write_images(root / "val", 2, size=(16, 20), seed=1)
+
+
+def load_state(path) -> dict:
+    """A trainer checkpoint (``last.pt``) as saved: weights, optimiser, scheduler, step."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    """Bit-identical weights (BN statistics included), optimiser state (every entry: Adam moments and step, or SGD
+    momentum), step and scheduler of two trainer checkpoints: what an exact resume must reproduce."""
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert sa.keys() == sb.keys() and sa
+    for i in sa:
+        assert sa[i].keys() == sb[i].keys(), i
+        for k in sa[i]:
+            assert torch.equal(torch.as_tensor(sa[i][k]), torch.as_tensor(sb[i][k])), (i, k)
+    assert a["step"] == b["step"] and a["scheduler"] == b["scheduler"]

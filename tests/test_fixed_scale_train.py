@@ -9,6 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from conftest import assert_same_state
+from conftest import load_state as load
 
 from course_lib import memnet, models, train
 from course_lib.__main__ import main
@@ -32,23 +34,6 @@ def run(folders, out_dir, name: str, **extra) -> dict:
                   "val.scales": [4], "loss.pixel": "mse"})
     o.update(extra)
     return o
-
-
-def load(path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def assert_same_state(a: dict, b: dict) -> None:
-    """Bit-identical weights (BN statistics included) and optimiser state (Adam moments or SGD momentum)."""
-    assert a["state_dict"].keys() == b["state_dict"].keys()
-    for k in a["state_dict"]:
-        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
-    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
-    assert sa.keys() == sb.keys() and sa
-    for i in sa:
-        for k in sa[i]:
-            assert torch.equal(torch.as_tensor(sa[i][k]), torch.as_tensor(sb[i][k])), (i, k)
-    assert a["step"] == b["step"] and a["scheduler"] == b["scheduler"]
 
 
 @pytest.mark.parametrize("name", ["memnet", "srresnet"])

@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+from conftest import load_state as load
 from torch import nn
 
 from course_lib import gan, imagenet, models, srgan, train
@@ -28,10 +29,6 @@ def gan_run(folders, out_dir, **extra) -> dict:
          "val.sets": [str(val_dir)], "val.scales": [4], "val.every": 0}
     o.update(extra)
     return o
-
-
-def load(path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def assert_same_tensors(a, b, where="") -> None:

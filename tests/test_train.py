@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import assert_same_state
+from conftest import load_state as weights
 
 from course_lib import models, precision, train
 from course_lib.__main__ import main
@@ -34,23 +36,6 @@ def tiny(folders, out_dir, **extra) -> dict:
          "val.sets": [str(val_dir)], "val.scales": [2], "val.every": 0}
     o.update(extra)
     return o
-
-
-def weights(path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def assert_same_state(a: dict, b: dict) -> None:
-    """Bit-identical model weights and Adam moments."""
-    assert a["state_dict"].keys() == b["state_dict"].keys()
-    for k in a["state_dict"]:
-        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
-    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
-    assert sa.keys() == sb.keys()
-    for i in sa:
-        for k in ("exp_avg", "exp_avg_sq"):
-            assert torch.equal(sa[i][k], sb[i][k])
-    assert a["step"] == b["step"] and a["scheduler"] == b["scheduler"]
 
 
 # ---------------------------------------------------------------------- configs

@@ -157,7 +157,10 @@ class DIINNDecoder(nn.Module):
     def _fast_mlp(self, g: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         """The dual network given the gathered LR-size maps ``g`` (..., n*width): equal to ``mlp`` (lesson 04)."""
         w = self.width
-        m = g[..., :w]  # relu(K_0 z + b_0), computed at LR size
+        # One split, not slices: autograd's backward of a split is one concatenation of the parts' gradients, while
+        # each slice's backward would fill a zero tensor as wide as g (measured: 12 % of a CPU training step).
+        parts = g.split(w, dim=-1)
+        m = parts[0]  # relu(K_0 z + b_0), computed at LR size
         s = m * torch.sin(self.Q[0](p))
         for i in range(1, self.depth):
             k, q = self.K[i], self.Q[i]
@@ -165,7 +168,7 @@ class DIINNDecoder(nn.Module):
                 pre = k(m)
             else:  # K_i^x x + (K_i^z z + b_i), the bracket gathered from LR size; addmm adds it in the product
                 x = s if self.mod_input == "sz" else m
-                zi = g[..., i * w:(i + 1) * w]
+                zi = parts[i]
                 pre = torch.addmm(zi.reshape(-1, w), x.reshape(-1, w), k.weight[:, :w].t()).reshape(zi.shape)
             qs = q(s)
             m = torch.relu(pre)

@@ -113,6 +113,8 @@ class RunConfig:
     max_minutes: float | None = None  # time budget of the whole run (all resumes): max_steps is planned to fit it
     calibrate_steps: int = 20  # with max_minutes: steps timed (after 5 warm-up steps) to plan max_steps
     seed: int = 0
+    init_from: str | None = None  # a new run starts from these weights (checkpoint file or shipped name), e.g.
+    # SRGAN from a trained SRResNet as Ledig et al.; None = random init. A resume ignores it (its weights win)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: str = "auto"  # auto (CUDA: bf16 where supported, else fp16; CPU: bf16 only if native) | bf16 | fp16 | off
     channels_last: str = "auto"  # auto (on CUDA) | on | off

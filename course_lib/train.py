@@ -630,6 +630,8 @@ def train(config=None, overrides=None, resume=None, deadline: float | None = Non
         seed_everything(cfg.run.seed)
         model = build_model(cfg.model)
         check_fits(cfg, model, world)  # before the data is read: what this model cannot train is refused at once
+        if ckpt is None and cfg.run.init_from:
+            init_weights(model, cfg.run.init_from)
         if ckpt is not None and dict(ckpt["config"]) != dict(model.config):
             have, want = models.describe(ckpt["config"]), models.describe(model.config)
             raise CourseError(f"the resume checkpoint holds {have} but this config builds {want}; "
@@ -655,6 +657,23 @@ def train(config=None, overrides=None, resume=None, deadline: float | None = Non
     finally:
         if own_group:
             torch.distributed.destroy_process_group()
+
+
+def init_weights(model: nn.Module, source: str) -> nn.Module:
+    """Load trained weights into a new run's model (``run.init_from``; lesson 11: SRGAN starts from SRResNet).
+
+    ``source``: a checkpoint file (a run's ``last.pt`` / ``best.pt`` or an exported model) or the name of a shipped
+    model (``python -m course_lib list-pretrained``). Only the weights travel: the optimiser, schedule and step
+    start afresh. A checkpoint of another architecture is refused in one line naming both."""
+    from . import models
+
+    try:
+        if not Path(source).exists() and source in models.list_pretrained():  # a shipped model, sha256 verified
+            trained = models.load_pretrained(source)
+            return models.load_state(model, {"config": trained.config, "state_dict": trained.state_dict()}, source)
+        return models.load_state(model, source)
+    except CourseError as err:
+        raise CourseError(f"run.init_from={source}: {err}") from None
 
 
 def _refuse_used_folder(out_dir: Path) -> None:

@@ -137,8 +137,7 @@ class ConvSR(nn.Module):
         the largest tiles that do); the result does not depend on it (exact halos). ``amp``: autocast as
         ``SRModel.upscale``. ``resize``: only for a fixed-scale model asked for another scale (see the module
         docstring). Runs in eval mode, input checks and memory refusal as ``SRModel.upscale``."""
-        from .models import _check_fits, _memory_error, _out_of_memory, check_pixels, free_bytes
-        from .precision import autocast_dtype
+        from .models import _check_fits, _upscale_context, check_pixels, free_bytes
 
         in_dtype = lr.dtype if isinstance(lr, torch.Tensor) else None
         param = next(self.parameters(), None)
@@ -155,18 +154,8 @@ class ConvSR(nn.Module):
             tile = max(1, math.isqrt(int(chunk_size)) // self.factor)
         need = self.peak_bytes(grid, (H, W), lr.shape[0], tile)
         _check_fits(need, (H, W), lr.device)
-        dtype = autocast_dtype("auto" if amp else "off", lr.device)
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.autocast(lr.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                out = self._upscale(lr, H, W, tile, progress).to(lr.dtype)
-        except (RuntimeError, MemoryError) as err:
-            if _out_of_memory(err):
-                raise _memory_error((H, W), lr.device, need) from None
-            raise
-        finally:
-            self.train(was_training)
+        with _upscale_context(self, lr.device, amp, (H, W), need):
+            out = self._upscale(lr, H, W, tile, progress).to(lr.dtype)
         if resized:
             warnings.warn(f"{self.name} is a fixed x{self.fixed_scale} model: its x{self.fixed_scale} output "
                           f"({out.shape[-2]}x{out.shape[-1]}) was resized to {H}x{W} with antialiased bicubic",

@@ -67,8 +67,7 @@ from .models import (
     SRModel,
     _check_fits,
     _encoder_maps,
-    _memory_error,
-    _out_of_memory,
+    _upscale_context,
     check_pixels,
     output_size,
 )
@@ -323,8 +322,6 @@ class VariantSRModel(SRModel):
         minimum ``decoder.radius``: 15 for 3x3 kernels, 0 for 1x1), so the result equals the whole grid
         (``predict``) whatever the tiles. Runs in eval mode (dropout off) and restores the training flag. Input
         checks, ``amp`` and the memory refusal as ``SRModel.upscale``. Notebook: 10_seed000."""
-        from .precision import autocast_dtype
-
         in_dtype = lr.dtype if isinstance(lr, torch.Tensor) else None
         param = next(self.parameters(), None)
         lr = check_pixels(lr, param.dtype if param is not None else torch.float32)
@@ -347,18 +344,8 @@ class VariantSRModel(SRModel):
                  for top in range(0, H, tile) for left in range(0, W, tile)]
         need = self.peak_bytes(lr.shape[-2:], (H, W), lr.shape[0], tile, halo)
         _check_fits(need, (H, W), lr.device)
-        dtype = autocast_dtype("auto" if amp else "off", lr.device)
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.autocast(lr.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                out = self._render_boxes(lr, (H, W), boxes, halo, progress, f"upscale to {W}x{H}")
-        except (RuntimeError, MemoryError) as err:
-            if _out_of_memory(err):
-                raise _memory_error((H, W), lr.device, need) from None
-            raise
-        finally:
-            self.train(was_training)
+        with _upscale_context(self, lr.device, amp, (H, W), need):
+            out = self._render_boxes(lr, (H, W), boxes, halo, progress, f"upscale to {W}x{H}")
         return out.to(in_dtype)
 
     def _render_boxes(self, lr, size, boxes, halo: int, progress, desc: str) -> torch.Tensor:

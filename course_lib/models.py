@@ -13,6 +13,7 @@ is bounded whatever the output size.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
@@ -202,6 +203,31 @@ def _memory_error(size, device: torch.device, need: int) -> CourseError:
                        "size, or a smaller chunk_size")
 
 
+@contextlib.contextmanager
+def _upscale_context(model: nn.Module, device: torch.device, amp: bool, size, need: int):
+    """The wrapper around every ``upscale``'s rendering (``SRModel``, ``VariantSRModel``, ``ConvSR``, bicubic).
+
+    Inside the ``with`` block: ``model`` is in eval mode (its training flag is restored afterwards, also after an
+    error) and, with ``amp=True``, under autocast (``precision.autocast_dtype``: bf16 or fp16 on CUDA, bf16 on a CPU
+    only where it is native; else fp32). An allocation failure in the block becomes one CourseError naming the
+    output ``size`` (H, W) and the estimated peak ``need`` bytes (:func:`_memory_error`); any other error passes
+    through unchanged. Notebooks: 04 (upscale), 10_seed000, 11_fixed_scale."""
+    from .precision import autocast_dtype
+
+    dtype = autocast_dtype("auto" if amp else "off", device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            yield
+    except (RuntimeError, MemoryError) as err:
+        if _out_of_memory(err):
+            raise _memory_error(size, device, need) from None
+        raise
+    finally:
+        model.train(was_training)
+
+
 class SRModel(nn.Module):
     """Arbitrary-scale SR model = encoder (LR image -> LR feature map) + implicit decoder (lessons 04-06).
 
@@ -278,7 +304,8 @@ class SRModel(nn.Module):
         in free memory is refused before it starts, and an allocation failure becomes one CourseError naming the size.
         ``amp=True`` runs under autocast: bf16 or fp16 on CUDA, bf16 on a CPU only where it is native
         (``precision.autocast_dtype``; else fp32). ``progress``: a bar over chunks (None: only when the first chunk
-        says the whole upscale will take more than 3 seconds; False: never).
+        says the whole upscale will take more than 3 seconds; False: never). Runs in eval mode and restores the
+        training flag (:func:`_upscale_context`).
         """
         in_dtype = lr.dtype if isinstance(lr, torch.Tensor) else None
         param = next(self.parameters(), None)
@@ -290,35 +317,28 @@ class SRModel(nn.Module):
         chunk = int(chunk)
         need = peak_bytes(self, lr.shape[-2:], (H, W), lr.shape[0], chunk)
         _check_fits(need, (H, W), lr.device)
-        try:
-            out = self._upscale_chunks(lr, H, W, chunk, amp, progress)
-        except (RuntimeError, MemoryError) as err:
-            if _out_of_memory(err):
-                raise _memory_error((H, W), lr.device, need) from None
-            raise
+        with _upscale_context(self, lr.device, amp, (H, W), need):
+            out = self._upscale_chunks(lr, H, W, chunk, progress)
         return out.to(in_dtype)
 
-    def _upscale_chunks(self, lr, H: int, W: int, chunk: int, amp: bool, progress) -> torch.Tensor:
-        """The body of :meth:`upscale` (inputs checked): encode once, decode ``chunk`` queries at a time."""
-        from .precision import autocast_dtype
-
+    def _upscale_chunks(self, lr, H: int, W: int, chunk: int, progress) -> torch.Tensor:
+        """The body of :meth:`upscale` (inputs checked; eval mode and autocast set by :func:`_upscale_context`):
+        encode once, decode ``chunk`` queries at a time."""
         b, n = lr.shape[0], H * W
-        dtype = autocast_dtype("auto" if amp else "off", lr.device)
         sync = (lambda: torch.cuda.synchronize(lr.device)) if lr.device.type == "cuda" else None
-        with torch.autocast(lr.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            state = self.decoder.prepare(self.encode(lr))
-            out = torch.empty(b, 3, n, device=lr.device, dtype=lr.dtype)
-            lr_normalized = self.normalize(lr) if self.skip is not None else None
-            with LazyBar(-(-n // chunk), f"upscale to {W}x{H}", "chunk", progress, sync=sync) as bar:
-                for start in range(0, n, chunk):
-                    stop = min(start + chunk, n)
-                    coord = grid_chunk((H, W), start, stop, lr.device, torch.float64).expand(b, -1, -1)
-                    cell = make_cell((H, W), (b, stop - start), lr.device)
-                    pred = self.decoder.query(state, coord, cell)
-                    if self.skip is not None:
-                        pred = pred + self.base(lr_normalized, coord).to(pred.dtype)
-                    out[:, :, start:stop] = self.denormalize(pred.float()).clamp(0, 1).transpose(1, 2)
-                    bar.update()
+        state = self.decoder.prepare(self.encode(lr))
+        out = torch.empty(b, 3, n, device=lr.device, dtype=lr.dtype)
+        lr_normalized = self.normalize(lr) if self.skip is not None else None
+        with LazyBar(-(-n // chunk), f"upscale to {W}x{H}", "chunk", progress, sync=sync) as bar:
+            for start in range(0, n, chunk):
+                stop = min(start + chunk, n)
+                coord = grid_chunk((H, W), start, stop, lr.device, torch.float64).expand(b, -1, -1)
+                cell = make_cell((H, W), (b, stop - start), lr.device)
+                pred = self.decoder.query(state, coord, cell)
+                if self.skip is not None:
+                    pred = pred + self.base(lr_normalized, coord).to(pred.dtype)
+                out[:, :, start:stop] = self.denormalize(pred.float()).clamp(0, 1).transpose(1, 2)
+                bar.update()
         return out.reshape(b, 3, H, W)
 
 
@@ -348,12 +368,8 @@ class BicubicModel(nn.Module):
         H, W = output_size(lr.shape[-2:], scale, size)
         need = peak_bytes(self, lr.shape[-2:], (H, W), lr.shape[0])
         _check_fits(need, (H, W), lr.device)
-        try:
+        with _upscale_context(self, lr.device, False, (H, W), need):
             return self.forward(lr, (H, W)).to(in_dtype)
-        except (RuntimeError, MemoryError) as err:
-            if _out_of_memory(err):
-                raise _memory_error((H, W), lr.device, need) from None
-            raise
 
 
 # ---------------------------------------------------------------------------------------------- the registry

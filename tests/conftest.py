@@ -8,10 +8,14 @@ skipped, with the reason in pytest's summary, only when the variable is unset an
 lookups such as ``course_lib.data.get_dataset("Set5")`` find it).
 ``lively``: a function that gives a model's decoder weights under which its output depends on every input
 (:func:`lively_decoder`).
+``notebook_code`` / ``notebook_constant``: a lesson notebook's code cells, and the literal value a cell assigns to a
+name (the lesson tests check the numbers a lesson quotes against numbers typed from the papers).
 """
 
 from __future__ import annotations
 
+import ast
+import json
 import math
 import os
 from pathlib import Path
@@ -65,6 +69,24 @@ def lively_decoder(model, gain: float = 2.0, seed: int = 0):
 @pytest.fixture
 def lively():
     return lively_decoder
+
+
+def notebook_code(path) -> list[str]:
+    """The source of each code cell of the notebook at ``path``, in order (markdown cells left out)."""
+    cells = json.loads(Path(path).read_text())["cells"]
+    return ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"]
+
+
+def notebook_constant(path, name: str):
+    """The value of a top-level ``NAME = <literal>`` assignment in one of the notebook's code cells (the first one),
+    read with ``ast.literal_eval`` (nothing is executed); an AssertionError when no cell assigns ``name``."""
+    for source in notebook_code(path):
+        if f"{name} = " not in source:
+            continue
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+                return ast.literal_eval(node.value)
+    raise AssertionError(f"{Path(path).name} assigns no {name}")
 
 
 def write_images(folder: Path, n: int, size=(24, 28), seed=0) -> Path:

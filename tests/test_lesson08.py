@@ -3,13 +3,12 @@ behaviour of course_lib.compare / course_lib.train that notebooks/08_ablations.i
 tests/test_compare.py does not cover (rows with one seed see the same batches; the lesson's check of what it loads).
 """
 
-import ast
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import notebook_constant
 from test_train import tiny
 
 from course_lib import compare, models, stats, train
@@ -33,26 +32,14 @@ TABLE5 = {
 AUTHORS = {"a": 693_251, "b": 544_259, "c": 1_135_619, "d": 986_627, "e": 1_135_619, "f": 986_627}
 
 
-def lesson_constant(name):
-    """The value of a top-level `NAME = <literal>` assignment in one of the lesson's code cells."""
-    cells = json.loads(LESSON.read_text())["cells"]
-    for cell in cells:
-        if cell["cell_type"] != "code" or f"{name} = " not in "".join(cell["source"]):
-            continue
-        for node in ast.parse("".join(cell["source"])).body:
-            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
-                return ast.literal_eval(node.value)
-    raise AssertionError(f"{LESSON.name} assigns no {name}")
-
-
 # ------------------------------------------------------------------------------------------ the paper's numbers
 def test_the_lesson_quotes_table5_exactly():
-    assert lesson_constant("PAPER_T5") == TABLE5
+    assert notebook_constant(LESSON, "PAPER_T5") == TABLE5
 
 
 def test_table5_f_at_x4_is_table1s_urban100_x4_row():
     # the authors' evaluation script scores Table 5's x4 with the model of Table 1 (reference notes, sec. 4)
-    assert TABLE5["f"][4] == (24.49, 0.7624, 48.75) == lesson_constant("PAPER_T1_URBAN100_X4")
+    assert TABLE5["f"][4] == (24.49, 0.7624, 48.75) == notebook_constant(LESSON, "PAPER_T1_URBAN100_X4")
 
 
 def test_the_papers_claims_hold_on_its_own_numbers():

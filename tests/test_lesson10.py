@@ -10,13 +10,12 @@ The library's own behaviour (tiles with halos, strips, VGG-SE's 2x grid) is test
 test_progressive.py and test_vgg_se.py.
 """
 
-import ast
-import json
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import notebook_constant
 from test_diinn_var import lively, small_model
 
 from course_lib import complexity, diinn_var, models, progressive
@@ -62,25 +61,14 @@ DECODER = {"A": 1_249_795, "B": 8_857_091, "C": 9_120_259, "D": 9_120_259, "E": 
 CELLS = [(name, j) for name in PSNR for j in range(3)]
 
 
-def lesson_constant(name):
-    """The value of a top-level `NAME = <literal>` assignment in one of the lesson's code cells."""
-    for cell in json.loads(LESSON.read_text())["cells"]:
-        if cell["cell_type"] != "code" or f"{name} = " not in "".join(cell["source"]):
-            continue
-        for node in ast.parse("".join(cell["source"])).body:
-            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
-                return ast.literal_eval(node.value)
-    raise AssertionError(f"{LESSON.name} assigns no {name}")
-
-
 # ------------------------------------------------------------------------------------------ the paper's numbers
 def test_the_lesson_quotes_the_papers_tables_exactly():
-    assert lesson_constant("PAPER_PSNR") == PSNR
-    assert lesson_constant("PAPER_SSIM") == SSIM
-    assert lesson_constant("PAPER_T1_PROGRESSIVE") == TABLE1
-    assert lesson_constant("BICUBIC_X4_001") == BICUBIC_X4
-    assert lesson_constant("REFERENCE_DECODER") == DECODER
-    assert lesson_constant("REFERENCE_ENCODER") == {"rdn": 21_973_952, "vgg-se": 16_690_688}
+    assert notebook_constant(LESSON, "PAPER_PSNR") == PSNR
+    assert notebook_constant(LESSON, "PAPER_SSIM") == SSIM
+    assert notebook_constant(LESSON, "PAPER_T1_PROGRESSIVE") == TABLE1
+    assert notebook_constant(LESSON, "BICUBIC_X4_001") == BICUBIC_X4
+    assert notebook_constant(LESSON, "REFERENCE_DECODER") == DECODER
+    assert notebook_constant(LESSON, "REFERENCE_ENCODER") == {"rdn": 21_973_952, "vgg-se": 16_690_688}
 
 
 def leader(table, name, j, letters):

@@ -4,7 +4,6 @@ numbers the lesson quotes, and the helpers it defines (checked against the libra
 The lesson's stored solutions live in ``course_lib.notebook.SOLUTIONS`` (``_sol_11_*``), like every lesson's."""
 
 import ast
-import json
 import math
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import notebook_code, notebook_constant
 from torch import nn
 
 from course_lib import complexity, degrade, evaluate, memnet, metrics, models, srgan
@@ -19,7 +19,7 @@ from course_lib import notebook as nb
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSON = ROOT / "notebooks" / "11_fixed_scale.ipynb"
-CELLS = ["".join(c["source"]) for c in json.loads(LESSON.read_text())["cells"] if c["cell_type"] == "code"]
+CELLS = notebook_code(LESSON)
 
 # Typed from the reference notes (seed-variations.md, sec. 3.3 and 3.6), not read from the lesson.
 NOTES_004_TABLE1 = {"Nearest": {"Set5": (23.46, 0.702), "Set14": (21.44, 0.709)},
@@ -29,17 +29,6 @@ NOTES_004_TABLE1 = {"Nearest": {"Set5": (23.46, 0.702), "Set14": (21.44, 0.709)}
 NOTES_LEDIG_X4 = {"bicubic": {"Set5": 28.43, "Set14": 25.99}, "SRResNet": {"Set5": 32.05, "Set14": 28.49},
                   "SRGAN": {"Set5": 29.40, "Set14": 26.02}}
 NOTES_COUNTS = {"MemNet M6R6": 678_209, "MemNet M4R4": 403_393, "MemNet M3R3": 284_417, "SRResNet": 1_549_462}
-
-
-def lesson_constant(name):
-    """The value of a top-level `NAME = <literal>` assignment in one of the lesson's code cells."""
-    for source in CELLS:
-        if f"{name} = " not in source:
-            continue
-        for node in ast.parse(source).body:
-            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
-                return ast.literal_eval(node.value)
-    raise AssertionError(f"{LESSON.name} assigns no {name}")
 
 
 def lesson_definitions(*names, **extra):
@@ -111,10 +100,10 @@ def test_blend_penalty_solution_against_a_simulation():
 
 # ------------------------------------------------------------------------------------------ published numbers
 def test_the_lesson_quotes_the_notes_exactly():
-    assert lesson_constant("PAPER_004") == NOTES_004_TABLE1
-    assert lesson_constant("LEDIG_X4") == NOTES_LEDIG_X4
-    assert lesson_constant("NOTE_COUNTS") == NOTES_COUNTS
-    assert lesson_constant("PAPER_BICUBIC_X4") == {"Set5": 26.70, "Set14": 24.24}  # the DIINN paper's Table 1
+    assert notebook_constant(LESSON, "PAPER_004") == NOTES_004_TABLE1
+    assert notebook_constant(LESSON, "LEDIG_X4") == NOTES_LEDIG_X4
+    assert notebook_constant(LESSON, "NOTE_COUNTS") == NOTES_COUNTS
+    assert notebook_constant(LESSON, "PAPER_BICUBIC_X4") == {"Set5": 26.70, "Set14": 24.24}  # the DIINN paper's Table 1
 
 
 def test_the_lessons_reading_of_004s_table_holds():

@@ -374,6 +374,28 @@ def ycbcr_to_rgb(img: torch.Tensor) -> torch.Tensor:
 # The AlexNet-feature metric of seed paper 004
 # ---------------------------------------------------------------------------------------------------
 
+_LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
+
+
+def laplacian_energy(img: torch.Tensor) -> float:
+    """Mean squared 3x3 Laplacian of the Y channel (BT.601, [0, 1]) of one RGB image (3, H, W) in [0, 1], over the
+    interior pixels (no padding): how much fine-scale detail the image holds. Notebook: 11_fixed_scale."""
+    if not isinstance(img, torch.Tensor) or img.dim() != 3 or img.shape[0] != 3 or min(img.shape[1:]) < 3:
+        raise CourseError(f"img must be one RGB image (3, H, W) with H, W >= 3, got {getattr(img, 'shape', img)}")
+    y = rgb_to_ycbcr(img.float()[None])[:, :1]
+    return F.conv2d(y, y.new_tensor(_LAPLACIAN).view(1, 1, 3, 3)).pow(2).mean().item()
+
+
+def detail_ratio(sr: torch.Tensor, hr: torch.Tensor) -> float:
+    """:func:`laplacian_energy` of ``sr`` over that of ``hr`` (both (3, H, W) in [0, 1]; uint8 is divided by 255):
+    1 means as much fine detail as the original, below 1 smoother (lesson 11's perception-distortion section; NOT a
+    perceptual metric: noise raises it too). Notebook: 11_fixed_scale."""
+    sr, hr = (t.float() / 255 if t.dtype == torch.uint8 else t for t in (sr, hr))
+    if sr.shape != hr.shape:
+        raise CourseError(f"sr {tuple(sr.shape)} and hr {tuple(hr.shape)} must have the same shape")
+    return laplacian_energy(sr) / laplacian_energy(hr)
+
+
 ALEX_DIM = 9216  # 256 channels x 6 x 6 after AlexNet's adaptive average pool: the input of its first FC layer
 ALEX_PREPROCESS = ("preset", "full")
 _ALEX_CACHE: dict = {}

@@ -11,11 +11,12 @@ same CPU with its own recipe, one after another (`run.max_minutes=18`, `OMP_NUM_
     python scripts/equal_budget.py runs/equal18/{diinn-f-skip,srresnet-x4,memnet-m6r6-x4} runs/memnet-m3r3-cpu \\
         --out docs/results/equal-budget-x4.json
 
-Each row: the run's model and config, its steps and training seconds (from ``metrics.jsonl``), and per-image PSNR /
-SSIM on Set5 and Set14 at the scale (paper protocol), with bicubic as the first row, so a lesson can compute paired
-intervals (``course_lib.stats``) from the file without the runs. A post-upsampling model (SRResNet) gives exactly 4x
-its input; where the HR side is not a multiple of 4 (Set14's comic, zebra, ...) its output is resized to the HR size
-(``resize_fixed``; the row counts those images in ``resized_images``).
+Each row: the run's model and config, its steps and training seconds (from ``metrics.jsonl``), and per-image PSNR,
+SSIM and detail ratio (``metrics.detail_ratio``) on Set5 and Set14 at the scale (paper protocol), with bicubic as the
+first row, so a lesson can compute paired intervals (``course_lib.stats``) from the file without the runs. A
+post-upsampling model (SRResNet) gives exactly 4x its input; where the HR side is not a multiple of 4 (Set14's comic,
+zebra, ...) its output is resized to the HR size (``resize_fixed``; the row counts those images in
+``resized_images``).
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ import json
 import os
 import platform
 import sys
+import warnings
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from course_lib import evaluate, models, train  # noqa: E402
+from course_lib import evaluate, metrics, models, train  # noqa: E402
 
 
 def cpu_name() -> str:
@@ -43,12 +45,31 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def details(model, dataset, scale: float) -> list[float]:
+    """metrics.detail_ratio of each image's SR (paper-protocol LR) against its HR, in the set's order."""
+    _, folder = evaluate._open_dataset(dataset, None)  # a registry name or a folder, as evaluate reads it
+    out = []
+    for i in range(len(folder)):
+        lr_u8, hr_u8 = metrics.paper_pair(folder[i], scale)
+        kwargs = {"resize": True} if getattr(model, "fixed_scale", None) else {}
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the resize of a fixed-scale output, counted by evaluate below
+            sr = model.upscale((lr_u8.float() / 255)[None], size=tuple(hr_u8.shape[-2:]), progress=False, **kwargs)
+        out.append(metrics.detail_ratio(sr[0].float(), hr_u8))
+    return out
+
+
 def row(name: str, model, datasets, scale: float, info: dict) -> dict:
     scores = evaluate.evaluate(model, datasets, [scale], protocol="paper", progress=False, per_image=True,
                                resize_fixed=True)  # SRResNet on an HR side that is not 4x the LR side: resized
-    return {"name": name, **info, "scale": scale, "sets": {
-        r["dataset"]: {"psnr": r["psnr"], "ssim": r["ssim"], "resized_images": r.get("resized_images", 0), "images": [
-            {"image": i["image"], "psnr": i["psnr"], "ssim": i["ssim"]} for i in r["images"]]} for r in scores}}
+    sets = {}
+    for dataset, r in zip(datasets, scores):
+        detail = details(model, dataset, scale)
+        sets[r["dataset"]] = {"psnr": r["psnr"], "ssim": r["ssim"], "detail": sum(detail) / len(detail),
+                              "resized_images": r.get("resized_images", 0), "images": [
+                                  {"image": i["image"], "psnr": i["psnr"], "ssim": i["ssim"], "detail": d}
+                                  for i, d in zip(r["images"], detail)]}
+    return {"name": name, **info, "scale": scale, "sets": sets}
 
 
 def run_info(folder: Path) -> dict:

@@ -33,5 +33,10 @@ def test_rows_are_the_evaluators_per_image_scores(folders, tmp_path):
                              per_image=True)[0]
     assert [i["psnr"] for i in got["images"]] == [i["psnr"] for i in want["images"]]
     assert abs(got["psnr"] - want["psnr"]) < 1e-9 and len(got["images"]) == 2
+    from course_lib import data, metrics  # detail ratio of the first image, recomputed by hand
+    hr = data.HRFolder(val_dir)[0]
+    lr = metrics.paper_pair(hr, 2)[0]
+    sr = models.load(run / "last.pt").upscale((lr.float() / 255)[None], size=tuple(hr.shape[-2:]))[0]
+    assert abs(got["images"][0]["detail"] - metrics.detail_ratio(sr, hr)) < 1e-6
     bic = evaluate.evaluate(models.build("bicubic"), [str(val_dir)], [2], protocol="paper", progress=False)[0]
     assert abs(table["rows"][0]["sets"][name]["psnr"] - bic["psnr"]) < 1e-9

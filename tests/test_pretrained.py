@@ -51,11 +51,11 @@ def test_checkpoints_doc_lists_every_shipped_checkpoint_with_its_sha256():
         assert "docs/CHECKPOINTS.md" in entry["trained"]
 
 
-def test_shipped_diinn_checkpoints_beat_bicubic_on_set5():
+def test_shipped_implicit_checkpoints_beat_bicubic_on_set5():
     """Only checkpoints that beat bicubic are shipped (paper protocol, Set5, every stored scale)."""
     bicubic = {2.0: 31.81, 3.0: 28.63, 4.0: 26.70}  # the paper's Table 1 (reproduced in test_evaluate.py)
     for name, entry in INDEX.items():
-        if entry["config"]["name"] != "diinn":  # fixed-scale models: their own tests (test_pretrained_memnet.py)
+        if entry["config"]["name"] not in ("diinn", "liif"):  # fixed-scale models: test_pretrained_memnet.py
             continue
         rows = [r for r in entry["results"] if r["dataset"] == "Set5" and r["scale"] in bicubic
                 and r.get("protocol", "paper") == "paper"]

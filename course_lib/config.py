@@ -118,6 +118,8 @@ class RunConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: str = "auto"  # auto (CUDA: bf16 where supported, else fp16; CPU: bf16 only if native) | bf16 | fp16 | off
     channels_last: str = "auto"  # auto (on CUDA) | on | off
+    cpu_heap: str = "auto"  # auto/on: on a CPU keep freed memory for reuse (course_lib.allocator; faster steps, higher
+    # peak memory) | off: the C library's defaults. Process-wide, Linux with glibc only
     compile: bool = False  # torch.compile the encoder and the decoder
     out_dir: str | None = None  # None -> runs/<name>
     log_every: int = 50  # steps between metric lines
@@ -347,6 +349,8 @@ def _check_config(cfg: Config) -> None:
         raise CourseError("run.max_steps, run.log_every and run.save_every must be >= 1, val.every >= 0")
     if r.amp not in ("auto", "bf16", "fp16", "off"):
         raise CourseError(f"run.amp must be auto, bf16, fp16 or off, got {r.amp!r}")
+    if r.cpu_heap not in ("auto", "on", "off"):
+        raise CourseError(f"run.cpu_heap must be auto, on or off, got {r.cpu_heap!r}")
     if r.channels_last not in ("auto", "on", "off"):
         raise CourseError(f"run.channels_last must be auto, on or off, got {r.channels_last!r}")
     if r.stop_at is not None and r.stop_at < 1:
@@ -373,8 +377,8 @@ def config_to_yaml(cfg: Config) -> str:
 # where it stops. Every other key changes what the run trains (model, data, schedule and its length, time budget,
 # seed, the validation that picks best.pt), so a resume that changes one is refused (docs/TRAINING.md).
 SAFE_ON_RESUME = ("name", "run.stop_at", "run.progress", "run.log_every", "run.save_every", "run.out_dir",
-                  "run.device", "run.amp", "run.channels_last", "run.compile", "data.num_workers", "data.cache",
-                  "val.every")
+                  "run.device", "run.amp", "run.channels_last", "run.cpu_heap", "run.compile", "data.num_workers",
+                  "data.cache", "val.every")
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

@@ -4,6 +4,7 @@
     python scripts/bench_runtime.py --models diinn liif metasr --encoders rdn --sizes 128 256 512   # Table 4's rows
     python scripts/bench_runtime.py --encoders edsr-baseline --sizes 128 256 --runs 2 --json out.json
     python scripts/bench_runtime.py --train-step                     # also training steps, reference vs fast
+    python scripts/bench_runtime.py --train-step --cpu-heap off on   # ... with and without heap reuse (CPU)
 
 The paper times "the average runtime of the forward pass ... over 100 runs" of one 48x48 RGB input upscaled to
 128x128, 256x256 and 512x512 on an NVIDIA Quadro RTX 3000 (DIINN 56.6 / 95.51 / 243.59 ms, bicubic 0.11 / 0.15 /
@@ -33,7 +34,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from course_lib import decoders, models, precision  # noqa: E402
+from course_lib import allocator, decoders, models, precision  # noqa: E402
 from course_lib.errors import pick_device  # noqa: E402
 
 PAPER_MS = {"bicubic": (0.11, 0.15, 0.49), "Meta-SR (RDN)": (50.27, 69.27, 162.22),
@@ -131,18 +132,27 @@ def main(argv=None) -> int:
                    "device's, models.default_chunk; 32768 = the chunk every device used before the fast path)")
     p.add_argument("--train-step", action="store_true",
                    help="also time training steps per path (median of --runs after one)")
+    p.add_argument("--cpu-heap", nargs="+", default=["off"], choices=["off", "on"],
+                   help="glibc heap reuse (course_lib.allocator) in each timed process: off (the system default), "
+                        "on, or both (each row once per setting, in one run)")
     p.add_argument("--json", help="write every row to this JSON file")
     p.add_argument("--one", nargs=4, metavar=("MODEL", "ENCODER", "PATH", "PREC"), help=argparse.SUPPRESS)
     p.add_argument("--one-train", metavar="PATH", help=argparse.SUPPRESS)
+    p.add_argument("--heap", choices=["off", "on"], default="off", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.heap == "on" and not allocator.reuse_heap():
+        raise SystemExit("--cpu-heap on needs Linux with glibc (course_lib.allocator)")
     device = pick_device(args.device)
     args.runs = args.runs or (100 if device.type == "cuda" else 3)
     args.warmup = args.warmup if args.warmup is not None else (10 if device.type == "cuda" else 1)
+    heap_tag = "" if args.heap == "off" else " +heap"  # rows timed with allocator.reuse_heap() carry it
     if args.one:
-        print(json.dumps(group(args, *args.one)))
+        rows = group(args, *args.one)
+        print(json.dumps([{**r, "path": r["path"] + heap_tag} for r in rows]))
         return 0
     if args.one_train:
-        print(json.dumps(train_step(args, args.one_train)))
+        row = train_step(args, args.one_train)
+        print(json.dumps({**row, "path": row["path"] + heap_tag}))
         return 0
     precs = ["fp32"] + (["bf16"] if precision.autocast_dtype("auto", device) == torch.bfloat16 else [])
     base = [sys.executable, __file__, "--sizes", *map(str, args.sizes), "--input", str(args.input), "--runs",
@@ -164,11 +174,13 @@ def main(argv=None) -> int:
     for family in args.models:
         for enc in args.encoders:
             for prec in precs:
-                for path in args.paths:
-                    rows += child(["--one", family, enc, path, prec])
+                for heap in args.cpu_heap:
+                    for path in args.paths:
+                        rows += child(["--one", family, enc, path, prec, "--heap", heap])
     if args.train_step:
-        for path in args.paths:
-            rows += child(["--one-train", path])
+        for heap in args.cpu_heap:
+            for path in args.paths:
+                rows += child(["--one-train", path, "--heap", heap])
     chunk = args.chunk_size or models.default_chunk(device)
     print(f"machine: {machine(device)}; input {args.input}x{args.input}; median of {args.runs} after {args.warmup}; "
           f"chunk {chunk}")
@@ -183,9 +195,10 @@ def main(argv=None) -> int:
         peak = max((c["peak_mib"] or 0) for c in cells)
         print(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(f"{c['ms']:.1f} ms" for c in cells)
               + (f" | {peak:.0f} |" if peak else " | - |"))
-        if key[1] == "fast" and (key[0], "reference", key[2], args.sizes[0]) in by:
-            ratio = [by[(key[0], "reference", key[2], s)]["ms"] / by[(*key, s)]["ms"] for s in args.sizes]
-            print(f"| {key[0]} | reference / fast | {key[2]} | " + " | ".join(f"{r:.2f}x" for r in ratio) + " | |")
+        ref = key[1].replace("fast", "reference")
+        if key[1].startswith("fast") and (key[0], ref, key[2], args.sizes[0]) in by:
+            ratio = [by[(key[0], ref, key[2], s)]["ms"] / by[(*key, s)]["ms"] for s in args.sizes]
+            print(f"| {key[0]} | {ref} / {key[1]} | {key[2]} | " + " | ".join(f"{r:.2f}x" for r in ratio) + " | |")
     if args.input == 48 and args.sizes[:3] == [128, 256, 512]:
         for label, ms in PAPER_MS.items():
             print(f"| paper: {label} (Quadro RTX 3000) | - | fp32 | " + " | ".join(f"{v:.2f} ms" for v in ms)

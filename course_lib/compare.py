@@ -4,7 +4,8 @@ An ablation is only worth reading next to its noise. :func:`train_rows` trains e
 with the same config and budget (``configs/compare-cpu.yaml`` on a CPU), one run folder each, resuming a folder
 that was interrupted and skipping one that is finished, so a notebook cell or a script can be re-run at no cost.
 :func:`score_rows` evaluates the runs with per-image scores, and :func:`spread` puts the spread between seeds
-next to the differences between rows.
+next to the differences between rows. :func:`save_scores` records the per-image scores (and what each run cost)
+so a lesson can rebuild its tables without the runs; :func:`load_scores` reads them back.
 
     rows = {"(f)": {}, "(a)": {"model.variant": "a"}}
     runs = compare.train_rows("compare-cpu", rows, seeds=[0, 1], root="runs/table5")
@@ -159,6 +160,67 @@ def score_rows(runs: dict, datasets, scales, limit: int | None = None, which: st
                                  per_image=True)
         out[key] = {(r["dataset"], r["scale"]): np.array([m["psnr"] for m in r["images"]]) for r in rows}
     return out
+
+
+def run_summary(folder) -> dict:
+    """What a run cost and what it was: ``{"steps", "seconds", "parameters", "train_config"}`` from its
+    ``last.pt`` and ``metrics.jsonl`` (seconds: the trainer's clock at its last logged step). Notebook 10_seed000."""
+    from . import models
+
+    folder = Path(folder)
+    if not (folder / "last.pt").is_file():
+        raise CourseError(f"{folder / 'last.pt'} does not exist; train the row first (compare.train_rows)")
+    ckpt = train.load_checkpoint(folder / "last.pt")
+    losses = [ln for ln in train.read_metrics(folder) if "loss" in ln]
+    return {"steps": int(ckpt["step"]), "seconds": float(losses[-1]["time"]) if losses else None,
+            "parameters": models.count_parameters(models.load(folder / "last.pt")),
+            "train_config": ckpt.get("train_config") or {}}
+
+
+def save_scores(path, scores: dict, runs: dict | None = None, **meta) -> Path:
+    """Record :func:`score_rows`' per-image scores as JSON, so that a lesson can rebuild its tables and intervals
+    without the runs (as lesson 11 reads ``docs/results/equal-budget-x4.json``).
+
+    ``runs``: the ``{(row, seed): folder}`` that were scored; each run's :func:`run_summary` is stored with its
+    scores. ``meta``: what a reader must match before trusting the file (e.g. the sets, scales and crops scored,
+    the config and budget, the machine). Written atomically. :func:`load_scores` reads it back. Notebook 10_seed000.
+    """
+    import json
+
+    from .files import atomic_write
+
+    entries = []
+    for (row, seed), per in scores.items():
+        entry = {"row": row, "seed": int(seed),
+                 "scores": [{"dataset": d, "scale": float(sc), "psnr": [float(v) for v in arr]}
+                            for (d, sc), arr in per.items()]}
+        if runs is not None:
+            entry.update(run_summary(runs[row, seed]))
+        entries.append(entry)
+    doc = {"meta": meta, "runs": entries}
+    return atomic_write(Path(path), lambda f: f.write(json.dumps(doc, indent=1) + "\n"), "w")
+
+
+def load_scores(path) -> tuple[dict, dict, dict]:
+    """Read a :func:`save_scores` file: ``(scores, info, meta)`` with ``scores`` shaped like :func:`score_rows`'
+    result (``{(row, seed): {(dataset, scale): np.ndarray}}``), ``info`` each run's stored summary (steps, seconds,
+    parameters, train_config) by ``(row, seed)``, and ``meta`` as saved. Notebook 10_seed000."""
+    import json
+
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+        scores, info = {}, {}
+        for e in doc["runs"]:
+            key = (e["row"], int(e["seed"]))
+            scores[key] = {(s["dataset"], float(s["scale"])): np.asarray(s["psnr"], dtype=float) for s in e["scores"]}
+            info[key] = {k: v for k, v in e.items() if k not in ("row", "seed", "scores")}
+        return scores, info, dict(doc.get("meta") or {})
+    except FileNotFoundError:
+        raise CourseError(f"{path} does not exist; record scores with compare.save_scores first") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise CourseError(f"{path} is not a compare.save_scores file ({type(e).__name__}: {e}); re-record it with "
+                          "compare.save_scores") from None
 
 
 def spread(scores: dict, reference: str, dataset: str, scale: float, level: float = 0.95, n: int = 10_000) -> list:

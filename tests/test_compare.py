@@ -107,6 +107,36 @@ def test_score_rows_gives_evaluates_per_image_psnr(grid, folders):
         compare.score_rows(runs, [val], [2], which="first")
 
 
+def test_recorded_scores_rebuild_the_same_tables_without_the_runs(grid, folders, tmp_path):
+    """save_scores -> load_scores gives back score_rows' arrays exactly, each run's cost as its logs state it,
+    and the same spread table; a missing or foreign file is refused in one line."""
+    root, rows, base, runs, log = grid
+    val = str(folders[1])
+    scores = compare.score_rows(runs, [val], scales=[2, 3])
+    path = compare.save_scores(tmp_path / "rec" / "scores.json", scores, runs, sets=["val"], scales=[2, 3])
+    back, info, meta = compare.load_scores(path)
+    assert meta == {"sets": ["val"], "scales": [2, 3]}
+    assert sorted(back) == sorted(scores)
+    for key, per in scores.items():
+        assert sorted(back[key]) == sorted(per)
+        for cell, arr in per.items():
+            assert np.array_equal(back[key][cell], arr)  # floats survive JSON exactly
+        last = [ln for ln in train.read_metrics(runs[key]) if "loss" in ln][-1]
+        assert info[key]["steps"] == 4 == last["step"] and info[key]["seconds"] == last["time"]
+        assert info[key]["parameters"] == models.count_parameters(models.load(runs[key] / "last.pt"))
+        assert info[key]["train_config"]["run"]["seed"] == key[1]
+    assert compare.spread(back, "(f)", "val", 2.0, n=500) == compare.spread(scores, "(f)", "val", 2.0, n=500)
+    no_runs, info2, _ = compare.load_scores(compare.save_scores(tmp_path / "plain.json", scores))
+    assert info2[("(f)", 0)] == {} and np.array_equal(no_runs[("(f)", 0)]["val", 2.0], scores[("(f)", 0)]["val", 2.0])
+    with pytest.raises(CourseError, match="does not exist; record scores"):
+        compare.load_scores(tmp_path / "missing.json")
+    (tmp_path / "other.json").write_text(json.dumps({"rows": []}))
+    with pytest.raises(CourseError, match="is not a compare.save_scores file"):
+        compare.load_scores(tmp_path / "other.json")
+    with pytest.raises(CourseError, match="train the row first"):
+        compare.run_summary(tmp_path / "no-run")
+
+
 def test_evaluate_per_image_rows_average_to_the_row(folders):
     val = str(folders[1])
     row = evaluate.evaluate("bicubic", [val], [2, 3], progress=False, per_image=True)

@@ -3,10 +3,10 @@
 Options: ``--scale S`` (any real S > 0) or ``--size WxH``, ``--model NAME|FILE`` (a shipped pretrained name, a
 checkpoint file, or ``bicubic`` for the baseline), ``--device cpu|cuda``, ``--chunk-size N``, ``--precision auto|fp32``
 (auto: bf16 only where the device runs it natively), ``--cpu-heap auto|off`` (auto: on a CPU, keep freed memory
-for reuse, :mod:`course_lib.allocator`, about 1.5x faster here), ``--quiet`` (no progress bar), ``--force`` (replace an existing
-output). Without ``--model`` it uses the best shipped DIINN checkpoint (:func:`course_lib.models.best_pretrained`) and
-says which. The output is written atomically in a lossless format (PNG; also BMP, TIFF, lossless WebP); the input file
-itself is never an acceptable output.
+for reuse, :mod:`course_lib.allocator`, about 1.5x faster here), ``--quiet`` (no progress bar), ``--force``
+(replace an existing output). Without ``--model`` it uses the best shipped DIINN checkpoint
+(:func:`course_lib.models.best_pretrained`) and says which. The output is written atomically in a lossless format
+(PNG; also BMP, TIFF, lossless WebP); the input file itself is never an acceptable output.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ test_progressive.py and test_vgg_se.py.
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -193,3 +194,44 @@ def test_decoder_macs_per_output_pixel(letter, encoder, lr_side, out_side):
     if letter != "G":  # the variant decoders: weights = parameters - biases, at any scale
         biases = sum(p.numel() for n, p in model.decoder.named_parameters() if n.endswith("bias"))
         assert expected == models.count_parameters(model.decoder) - biases
+
+
+# ------------------------------------------------------------------------------------------ the recorded runs
+RECORD = ROOT / "docs" / "results" / "seed000-cpu.json"
+
+
+def test_the_record_is_what_the_lessons_defaults_ask_for():
+    """Section 6 uses docs/results/seed000-cpu.json in place of the runs only when its meta equals the lesson's
+    parameters; this keeps the two in step: the same config, budget, sets, scales, crops, every row of ``rows`` for
+    every seed, each run's stored training config exactly its row's (train.resume_changes), trained to the end."""
+    from course_lib import compare, data, train
+
+    assert notebook_constant(LESSON, "recorded") == "docs/results/seed000-cpu.json"
+    scores, info, meta = compare.load_scores(RECORD)
+    config, max_steps = notebook_constant(LESSON, "config"), notebook_constant(LESSON, "max_steps")
+    wanted = {"config": config, "max_steps": max_steps, "overrides": {},
+              "eval_sets": notebook_constant(LESSON, "eval_sets"),
+              "eval_scales": [float(s) for s in notebook_constant(LESSON, "eval_scales")],
+              "eval_limit": notebook_constant(LESSON, "eval_limit"),
+              "eval_crop": notebook_constant(LESSON, "eval_crop")}
+    assert {k: meta.get(k) for k in wanted} == wanted
+    seeds = notebook_constant(LESSON, "seeds")
+    crop = wanted["eval_crop"]
+    n_images = {f"{name}-crop{crop}": len(data.get_dataset(name, limit=wanted["eval_limit"]))
+                for name in wanted["eval_sets"]}  # Set5 has 5 images
+    cells = {(label, s) for label in n_images for s in wanted["eval_scales"]}
+    for row in notebook_constant(LESSON, "rows"):
+        for seed in seeds:
+            assert set(scores[row, seed]) == cells, (row, seed)
+            assert all(len(v) == n_images[label] and np.isfinite(v).all()
+                       for (label, _), v in scores[row, seed].items())
+            want = train.load_config(config, {**compare.SEED000_ROWS[row], "run.seed": seed})
+            assert train.resume_changes(want, info[row, seed]["train_config"]) == [], (row, seed)
+            assert info[row, seed]["steps"] == max_steps
+            assert info[row, seed]["seconds"] > 0 and info[row, seed]["parameters"] > 0
+    # the DIINN (f) reference row, when recorded, is compare-cpu.yaml (same recipe and budget) for each seed
+    for seed in {s for row, s in scores if row == "DIINN (f)"}:
+        assert set(scores["DIINN (f)", seed]) == cells
+        want = train.load_config("compare-cpu", {"run.seed": seed})
+        assert train.resume_changes(want, info["DIINN (f)", seed]["train_config"]) == []
+        assert info["DIINN (f)", seed]["steps"] == max_steps

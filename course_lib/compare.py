@@ -177,6 +177,19 @@ def run_summary(folder) -> dict:
             "train_config": ckpt.get("train_config") or {}}
 
 
+def run_changes(summary: dict, config, overrides: dict | None = None) -> list:
+    """Where a run differs from ``config`` + ``overrides`` (its row and seed): ``[(key, got, wanted), ...]`` from
+    :func:`train.resume_changes` on its stored training config, plus ``("step", got, wanted)`` when it stopped short
+    of the budget; ``[]`` when it is exactly that run, trained to the end. ``summary``: :func:`run_summary` of a
+    folder or a :func:`load_scores` record's entry (a finished folder is trusted by its name; this checks it).
+    Notebook 10_seed000."""
+    want = train.load_config(config, dict(overrides or {}))
+    changes = train.resume_changes(want, summary["train_config"])
+    if summary["steps"] != want.run.max_steps:
+        changes.append(("step", summary["steps"], want.run.max_steps))
+    return changes
+
+
 def save_scores(path, scores: dict, runs: dict | None = None, **meta) -> Path:
     """Record :func:`score_rows`' per-image scores as JSON, so that a lesson can rebuild its tables and intervals
     without the runs (as lesson 11 reads ``docs/results/equal-budget-x4.json``).

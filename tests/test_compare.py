@@ -137,6 +137,21 @@ def test_recorded_scores_rebuild_the_same_tables_without_the_runs(grid, folders,
         compare.run_summary(tmp_path / "no-run")
 
 
+def test_run_changes_names_what_differs_from_the_row(grid):
+    """compare.run_changes against train.resume_changes by hand: [] for the run itself (also from its record),
+    the key that differs for another row's or seed's config, and ("step", got, wanted) for a run cut short."""
+    root, rows, base, runs, log = grid
+    summary = compare.run_summary(runs["(b)", 1])
+    assert compare.run_changes(summary, None, {**base, "model.variant": "b", "run.seed": 1}) == []
+    changes = compare.run_changes(summary, None, {**base, "run.seed": 1})  # row (f) asks for variant f
+    want = train.load_config(None, {**base, "run.seed": 1})
+    assert changes == train.resume_changes(want, summary["train_config"]) and changes
+    assert any("variant" in str(key) for key, *_ in changes)
+    assert any("seed" in str(key) for key, *_ in compare.run_changes(summary, None, {**base, "model.variant": "b"}))
+    short = {**summary, "steps": 2}
+    assert compare.run_changes(short, None, {**base, "model.variant": "b", "run.seed": 1}) == [("step", 2, 4)]
+
+
 def test_evaluate_per_image_rows_average_to_the_row(folders):
     val = str(folders[1])
     row = evaluate.evaluate("bicubic", [val], [2, 3], progress=False, per_image=True)

@@ -203,8 +203,8 @@ RECORD = ROOT / "docs" / "results" / "seed000-cpu.json"
 def test_the_record_is_what_the_lessons_defaults_ask_for():
     """Section 6 uses docs/results/seed000-cpu.json in place of the runs only when its meta equals the lesson's
     parameters; this keeps the two in step: the same config, budget, sets, scales, crops, every row of ``rows`` for
-    every seed, each run's stored training config exactly its row's (train.resume_changes), trained to the end."""
-    from course_lib import compare, data, train
+    every seed, each run's stored training config exactly its row's (compare.run_changes), trained to the end."""
+    from course_lib import compare, data
 
     assert notebook_constant(LESSON, "recorded") == "docs/results/seed000-cpu.json"
     scores, info, meta = compare.load_scores(RECORD)
@@ -225,13 +225,11 @@ def test_the_record_is_what_the_lessons_defaults_ask_for():
             assert set(scores[row, seed]) == cells, (row, seed)
             assert all(len(v) == n_images[label] and np.isfinite(v).all()
                        for (label, _), v in scores[row, seed].items())
-            want = train.load_config(config, {**compare.SEED000_ROWS[row], "run.seed": seed})
-            assert train.resume_changes(want, info[row, seed]["train_config"]) == [], (row, seed)
+            assert compare.run_changes(info[row, seed], config, {**compare.SEED000_ROWS[row], "run.seed": seed}) == []
             assert info[row, seed]["steps"] == max_steps
             assert info[row, seed]["seconds"] > 0 and info[row, seed]["parameters"] > 0
     # the DIINN (f) reference row, when recorded, is compare-cpu.yaml (same recipe and budget) for each seed
     for seed in {s for row, s in scores if row == "DIINN (f)"}:
         assert set(scores["DIINN (f)", seed]) == cells
-        want = train.load_config("compare-cpu", {"run.seed": seed})
-        assert train.resume_changes(want, info["DIINN (f)", seed]["train_config"]) == []
+        assert compare.run_changes(info["DIINN (f)", seed], "compare-cpu", {"run.seed": seed}) == []
         assert info["DIINN (f)", seed]["steps"] == max_steps

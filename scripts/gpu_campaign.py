@@ -12,6 +12,8 @@ plus carried data, under 64 MiB) and files of under 16 MiB out. So one run is sp
 
 * ``pack`` writes T91, BSD200, Set5 and Set14 as lossless WebP (about 2/3 of the PNG bytes; every decoded
   pixel is checked against the original) under ``<out>/<Set>/HR``, the layout ``COURSE_DATA_DIR`` expects.
+  ``--limit N --crop S`` packs only centred crops of the first N images of test sets (for a GPU run that scores
+  crops, e.g. lesson 10's; docs/GPU_QUEUE.md row 3), so that they fit the payload beside the training sets.
 * ``train`` restores the run folder from ``--state-in`` (if it holds a state), trains with ``course_lib.train``
   (``resume="auto"``) and stops cleanly after ``--minutes`` (``train(deadline=...)``: ``last.pt`` is saved), then
   writes the state to ``--state-out``: ``last.pt`` split into parts under 15 MiB, ``metrics.jsonl`` and
@@ -48,20 +50,40 @@ PACK_SETS = ("T91", "BSD200", "Set5", "Set14")
 
 
 # ---------------------------------------------------------------------------------------------------- pack
-def pack(sets, out: Path) -> dict:
-    """Lossless WebP copies of ``sets`` under ``out/<Set>/HR``; returns {set: (files, bytes)}."""
+def centre_crop(img, side: int | None):
+    """The centred ``side`` x ``side`` crop of a (C, H, W) image (a dimension shorter than ``side`` is kept whole),
+    with the course's rounding (lesson 10's ``crop_folder``): top = (H - side) // 2. A centred crop of side c of this
+    crop, with ``side - c`` even, is the centred crop of side c of the whole image."""
+    if side is None:
+        return img
+    top, left = max(0, (img.shape[-2] - side) // 2), max(0, (img.shape[-1] - side) // 2)
+    return img[..., top:top + side, left:left + side]
+
+
+def pack(sets, out: Path, limit: int | None = None, crop: int | None = None) -> dict:
+    """Lossless WebP copies of ``sets`` under ``out/<Set>/HR``; returns {set: (files, bytes)}.
+
+    ``limit``: only the first images of each set (the registry's order, as ``data.get_dataset(limit=...)``);
+    ``crop``: only each image's centred ``crop`` x ``crop`` part (:func:`centre_crop`). Both shrink test sets for
+    a GPU run that scores centred crops of the first images (lesson 10: 96-px crops of the first 10; packing
+    ``--limit 10 --crop 256`` gives the very same 96-px crops). Never use a cropped pack to train or to score whole
+    images: the folder keeps the set's name."""
     import numpy as np
     from PIL import Image
 
+    if crop is not None and int(crop) < 1:
+        raise CourseError(f"crop must be a positive side in pixels, got {crop}")
     summary = {}
     for name in sets:
-        src = data.get_dataset(name, download_missing=False)
+        src = data.get_dataset(name, download_missing=False, limit=limit)
         dest = out / data.dataset_info(name).folder / "HR"
         dest.mkdir(parents=True, exist_ok=True)
         total = 0
         for path in src.paths:
             target = dest / f"{path.stem}.webp"
-            original = load_image_uint8(path)  # (3, H, W) uint8: what the course reads
+            original = centre_crop(load_image_uint8(path), crop)  # (3, H, W) uint8: what the course reads
+            if target.is_file() and load_image_uint8(target).shape != original.shape:
+                target.unlink()  # packed before with another crop: write it again
             if not target.is_file():
                 tmp = target.with_suffix(".webp.tmp")
                 Image.fromarray(original.permute(1, 2, 0).numpy()).save(tmp, format="WEBP", lossless=True,
@@ -170,6 +192,8 @@ def main(argv=None) -> int:
     pk = sub.add_parser("pack", help="lossless WebP copies of the training and validation sets")
     pk.add_argument("--out", default=str(REPO / ".carry" / "data"))
     pk.add_argument("--sets", nargs="+", default=list(PACK_SETS))
+    pk.add_argument("--limit", type=int, help="only the first N images of each set (test sets for a GPU run)")
+    pk.add_argument("--crop", type=int, help="only each image's centred crop of this side (test sets only)")
     for name in ("train", "finish", "restore"):
         sp = sub.add_parser(name)
         sp.add_argument("--config", required=True, help="a config in configs/ or a YAML path")
@@ -190,7 +214,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         if args.cmd == "pack":
-            pack(args.sets, Path(args.out))
+            pack(args.sets, Path(args.out), limit=args.limit, crop=args.crop)
         elif args.cmd == "train":
             train_window(args)
         elif args.cmd == "snapshot":

@@ -45,6 +45,26 @@ def test_pack_is_lossless_webp(data_root, tmp_path):
             assert torch.equal(load_image_uint8(webp), load_image_uint8(png))  # greyscale: the same 3 channels
 
 
+def test_pack_limit_and_crop_keep_the_centred_crops_of_the_first_images(data_root, tmp_path):
+    """A packed centred crop (side 20 of 24 x 28 images; side 30 keeps the 24 rows whole) holds the centred 16-px (and
+    14-px) crops of the originals exactly: what lesson 10 scores. Only the first `limit` images are packed."""
+    for side, inner in ((20, 16), (30, 14)):
+        out = tmp_path / f"packed{side}"
+        assert campaign.pack(["T91"], out, limit=2, crop=side)["T91"][0] == 2
+        packed = sorted((out / "T91" / "HR").glob("*.webp"))
+        assert [p.stem for p in packed] == ["im0", "im1"]
+        for webp in packed:
+            small, whole = load_image_uint8(webp), load_image_uint8(data_root / "T91" / "HR" / f"{webp.stem}.png")
+            assert small.shape == (3, min(24, side), min(28, side))
+            crops = [img[:, (img.shape[1] - inner) // 2:(img.shape[1] - inner) // 2 + inner,
+                         (img.shape[2] - inner) // 2:(img.shape[2] - inner) // 2 + inner] for img in (small, whole)]
+            assert torch.equal(*crops)
+    campaign.pack(["T91"], tmp_path / "packed20", limit=2, crop=None)  # packed again whole: written again
+    assert load_image_uint8(tmp_path / "packed20" / "T91" / "HR" / "im0.webp").shape == (3, 24, 28)
+    with pytest.raises(CourseError, match="crop must be a positive side"):
+        campaign.pack(["T91"], tmp_path / "bad", crop=0)
+
+
 def test_state_split_and_restore(tmp_path, monkeypatch):
     run = tmp_path / "run"
     run.mkdir()

@@ -34,6 +34,34 @@ def cpu_flags() -> frozenset:
     return frozenset()
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo's ``model name``, as ``lscpu`` prints it), else what ``platform`` knows.
+    Notebooks 05_encoders, 06_training and 07_evaluation print it beside their timings."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def machine(device="cpu") -> str:
+    """One line naming where a figure was measured, as DEVELOPERS.md asks: the GPU's name on CUDA; else the CPU's
+    model, its vector ISA (AVX-512 / AVX2), whether it has native bf16, and torch's threads. Benchmarks and
+    recorded results print it beside their figures (scripts/bench_*.py, scripts/equal_budget.py, notebook
+    10_seed000's record)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    flags = cpu_flags()
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    bf16 = "native bf16" if cpu_has_native_bf16() else "no native bf16"
+    return f"{cpu_model()} ({platform.machine()}, {isa}, {bf16}), {torch.get_num_threads()} threads, " \
+           f"torch {torch.__version__}"
+
+
 def cpu_has_native_bf16() -> bool:
     """True when the CPU computes in bf16 natively (AVX512-BF16 or AMX on x86). Notebook: 06_training."""
     return bool(set(NATIVE_BF16_FLAGS) & cpu_flags())

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -33,9 +32,9 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from course_lib import evaluate
+    from course_lib.precision import machine
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, cuda: {torch.cuda.is_available()}")
+    print(f"machine: {machine()}, {os.cpu_count()} CPUs, cuda: {torch.cuda.is_available()}")
     best = {}
     for _ in range(max(1, args.repeat)):
         for protocol in ("paper", "standard"):

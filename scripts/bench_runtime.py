@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -109,15 +108,6 @@ def train_step(args, path: str) -> dict:
             "seconds": seconds, "peak_mib": peak_mib(device)}
 
 
-def machine(device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    flags = precision.cpu_flags()
-    isa = "AVX-512" if "avx512f" in flags else ("AVX2" if "avx2" in flags else "no AVX2")
-    bf16 = "native bf16" if precision.cpu_has_native_bf16() else "no native bf16"
-    return (f"{platform.machine()} CPU ({isa}, {bf16}), {torch.get_num_threads()} threads, torch {torch.__version__}")
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["diinn"], choices=list(FAMILIES), help="decoder families")
@@ -182,8 +172,8 @@ def main(argv=None) -> int:
             for path in args.paths:
                 rows += child(["--one-train", path, "--heap", heap])
     chunk = args.chunk_size or models.default_chunk(device)
-    print(f"machine: {machine(device)}; input {args.input}x{args.input}; median of {args.runs} after {args.warmup}; "
-          f"chunk {chunk}")
+    print(f"machine: {precision.machine(device)}; input {args.input}x{args.input}; median of {args.runs} after "
+          f"{args.warmup}; chunk {chunk}")
     heads = " | ".join(f"{s}x{s}" for s in args.sizes)
     print(f"| model | path | precision | {heads} | peak memory (MiB) |")
     print("| --- | --- | --- |" + " --- |" * len(args.sizes) + " --- |")
@@ -207,7 +197,7 @@ def main(argv=None) -> int:
         if "seconds" in r:
             print(f"{r['model']}, {r['path']}: {r['seconds']:.2f} s per step (peak {r['peak_mib']:.0f} MiB)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine(device), "rows": rows}, indent=1) + "\n")
+        Path(args.json).write_text(json.dumps({"machine": precision.machine(device), "rows": rows}, indent=1) + "\n")
     return 0
 
 

@@ -54,8 +54,9 @@ def main() -> None:
     if args.one:
         print(json.dumps(one(args.one, args.encoder, args.device, chunk)))
         return
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, python {platform.python_version()}, "
-          f"device {args.device}, encoder {args.encoder}, chunk {chunk}")
+    from course_lib.precision import machine
+
+    print(f"machine: {machine(args.device)}, python {platform.python_version()}, encoder {args.encoder}, chunk {chunk}")
     print("| input | output | time (s) | peak RSS (GiB) | peak GPU (GiB) | threads |")
     print("| --- | --- | --- | --- | --- | --- |")
     for size in args.sizes:

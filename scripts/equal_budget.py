@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import warnings
 from pathlib import Path
@@ -33,16 +32,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from course_lib import evaluate, metrics, models, train  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from course_lib.files import atomic_write  # noqa: E402
+from course_lib.precision import machine  # noqa: E402
 
 
 def details(model, dataset, scale: float) -> list[float]:
@@ -98,12 +89,9 @@ def main(argv=None) -> int:
         rows.append(row(folder.name, model, args.datasets, args.scale, info))
         print(f"{folder.name}: {info['steps']} steps in {info['train_seconds']:.0f} s; " + ", ".join(
             f"{s} {r['psnr']:.2f}" for s, r in rows[-1]["sets"].items()), flush=True)
-    out = {"machine": f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}",
+    out = {"machine": f"{machine()}, {os.cpu_count()} cores",
            "protocol": "paper", "scale": args.scale, "rows": rows}
-    path = Path(args.out)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1) + "\n")
-    os.replace(tmp, path)
+    path = atomic_write(Path(args.out), lambda f: f.write(json.dumps(out, indent=1) + "\n"), "w")
     print(f"wrote {path}")
     return 0
 

@@ -296,6 +296,28 @@ def test_cpu_bf16_autocast_runs_the_forward_in_bf16_and_agrees_with_fp32():
     assert abs(loss - ref) < BF16_LOSS_RTOL * ref
 
 
+def test_the_machine_line_names_the_cpu_its_isa_and_bf16(monkeypatch):
+    """precision.machine: the CPU model lscpu prints (the oracle, where lscpu exists), the ISA and bf16 from the flags,
+    the threads; one line for every benchmark and record (DEVELOPERS.md: name the CPU beside every figure)."""
+    import platform
+    import shutil
+    import subprocess
+
+    if shutil.which("lscpu"):
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"}).stdout
+        names = [ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name:")]
+        if names and Path("/proc/cpuinfo").is_file():
+            assert precision.cpu_model() == names[0]
+    for flags, isa, bf16 in (({"avx2", "fma"}, "AVX2", "no native bf16"),
+                             ({"avx2", "avx512f", "avx512_bf16"}, "AVX-512", "native bf16"),
+                             ({"neon"}, "no AVX2", "no native bf16")):
+        monkeypatch.setattr(precision, "cpu_flags", lambda flags=flags: frozenset(flags))
+        line = precision.machine("cpu")
+        assert line == (f"{precision.cpu_model()} ({platform.machine()}, {isa}, {bf16}), "
+                        f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+        assert "\n" not in line
+
+
 def test_amp_auto_on_a_cpu_follows_native_bf16(monkeypatch):
     cpu = torch.device("cpu")
     assert isinstance(precision.cpu_flags(), frozenset)  # this machine's flags from /proc/cpuinfo (empty elsewhere)

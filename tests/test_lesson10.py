@@ -197,19 +197,26 @@ def test_decoder_macs_per_output_pixel(letter, encoder, lr_side, out_side):
 
 
 # ------------------------------------------------------------------------------------------ the recorded runs
-RECORD = ROOT / "docs" / "results" / "seed000-cpu.json"
+RECORDS = {  # the file -> (the lesson's `skip` it was made with, the overrides that gives every run)
+    "docs/results/seed000-cpu.json": ("bicubic", {}),
+    "docs/results/seed000-cpu-skip-none.json": (None, {"model.skip": None}),
+}
 
 
-def test_the_record_is_what_the_lessons_defaults_ask_for():
-    """Section 6 uses docs/results/seed000-cpu.json in place of the runs only when its meta equals the lesson's
-    parameters; this keeps the two in step: the same config, budget, sets, scales, crops, every row of ``rows`` for
-    every seed, each run's stored training config exactly its row's (compare.run_changes), trained to the end."""
+@pytest.mark.parametrize("record", list(RECORDS))
+def test_the_record_is_what_the_lessons_parameters_ask_for(record):
+    """Section 6 uses a record in place of the runs only when its meta equals the lesson's parameters; this keeps the
+    two in step: the same config, budget, sets, scales, crops, every row of ``rows`` (the defaults' record) or of the
+    record (the other) for every seed, each run's stored training config exactly its row's with the record's
+    overrides (compare.run_changes), trained to the end; DIINN (f), when recorded, likewise from compare-cpu."""
     from course_lib import compare, data
 
+    skip, overrides = RECORDS[record]
     assert notebook_constant(LESSON, "recorded") == "docs/results/seed000-cpu.json"
-    scores, info, meta = compare.load_scores(RECORD)
+    assert notebook_constant(LESSON, "skip") == "bicubic"  # the defaults: no overrides
+    scores, info, meta = compare.load_scores(ROOT / record)
     config, max_steps = notebook_constant(LESSON, "config"), notebook_constant(LESSON, "max_steps")
-    wanted = {"config": config, "max_steps": max_steps, "overrides": {},
+    wanted = {"config": config, "max_steps": max_steps, "overrides": overrides,
               "eval_sets": notebook_constant(LESSON, "eval_sets"),
               "eval_scales": [float(s) for s in notebook_constant(LESSON, "eval_scales")],
               "eval_limit": notebook_constant(LESSON, "eval_limit"),
@@ -220,16 +227,19 @@ def test_the_record_is_what_the_lessons_defaults_ask_for():
     n_images = {f"{name}-crop{crop}": len(data.get_dataset(name, limit=wanted["eval_limit"]))
                 for name in wanted["eval_sets"]}  # Set5 has 5 images
     cells = {(label, s) for label in n_images for s in wanted["eval_scales"]}
-    for row in notebook_constant(LESSON, "rows"):
+    rows = notebook_constant(LESSON, "rows") if skip == "bicubic" else sorted({r for r, _ in scores} - {"DIINN (f)"})
+    assert len(rows) >= 5
+    for row in rows:
         for seed in seeds:
             assert set(scores[row, seed]) == cells, (row, seed)
             assert all(len(v) == n_images[label] and np.isfinite(v).all()
                        for (label, _), v in scores[row, seed].items())
-            assert compare.run_changes(info[row, seed], config, {**compare.SEED000_ROWS[row], "run.seed": seed}) == []
+            assert compare.run_changes(info[row, seed], config,
+                                       {**overrides, **compare.SEED000_ROWS[row], "run.seed": seed}) == []
             assert info[row, seed]["steps"] == max_steps
             assert info[row, seed]["seconds"] > 0 and info[row, seed]["parameters"] > 0
     # the DIINN (f) reference row, when recorded, is compare-cpu.yaml (same recipe and budget) for each seed
     for seed in {s for row, s in scores if row == "DIINN (f)"}:
         assert set(scores["DIINN (f)", seed]) == cells
-        assert compare.run_changes(info["DIINN (f)", seed], "compare-cpu", {"run.seed": seed}) == []
+        assert compare.run_changes(info["DIINN (f)", seed], "compare-cpu", {**overrides, "run.seed": seed}) == []
         assert info["DIINN (f)", seed]["steps"] == max_steps

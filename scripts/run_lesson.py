@@ -30,6 +30,8 @@ import time
 import traceback
 from pathlib import Path
 
+ENVIRONMENT = ("COURSE_STRICT", "COURSE_HEADLESS", "MPLBACKEND", "COURSE_DATA_DIR")  # set while a lesson runs
+
 
 class LessonError(Exception):
     """A problem with the notebook or the parameters (printed as one line, exit status 2)."""
@@ -109,16 +111,16 @@ def run(path, parameters: dict | None = None, figures=None, log=print) -> dict:
     except ValueError as e:
         raise LessonError(f"{path} is not a notebook ({e}); pass an .ipynb file") from None
     steps = plan(notebook, dict(parameters or {}))
+    fig_dir = Path(figures).resolve() if figures else None
+    if fig_dir:
+        fig_dir.mkdir(parents=True, exist_ok=True)
+    namespace = {"__name__": "__main__", "__file__": str(path)}
+    cwd, saved = os.getcwd(), {k: os.environ.get(k) for k in ENVIRONMENT}
     os.environ.setdefault("COURSE_STRICT", "1")
     os.environ.setdefault("COURSE_HEADLESS", "1")
     os.environ["MPLBACKEND"] = "Agg"
     if os.environ.get("COURSE_DATA_DIR"):  # a relative data folder names one beside the caller, not the notebook
         os.environ["COURSE_DATA_DIR"] = str(Path(os.environ["COURSE_DATA_DIR"]).resolve())
-    fig_dir = Path(figures).resolve() if figures else None
-    if fig_dir:
-        fig_dir.mkdir(parents=True, exist_ok=True)
-    namespace = {"__name__": "__main__", "__file__": str(path)}
-    cwd = os.getcwd()
     os.chdir(path.parent)
     try:
         total = time.perf_counter()
@@ -136,8 +138,13 @@ def run(path, parameters: dict | None = None, figures=None, log=print) -> dict:
                 plt.close("all")
             log(f"[{label}: {time.perf_counter() - start:.1f} s]")
         log(f"{path.name}: {len(steps)} cells in {time.perf_counter() - total:.0f} s")
-    finally:
+    finally:  # the caller's folder and environment back (a test or a script that runs several lessons)
         os.chdir(cwd)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return namespace
 
 

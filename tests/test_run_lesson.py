@@ -1,6 +1,7 @@
 """scripts/run_lesson.py: a lesson's code cells as a script, with papermill-style parameters (docs/GPU_QUEUE.md)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,13 +36,22 @@ def toy(tmp_path):
     ])
 
 
-def test_parameters_are_set_after_the_parameters_cell_and_magics_are_skipped(toy, tmp_path):
+def test_parameters_are_set_after_the_parameters_cell_and_magics_are_skipped(toy, tmp_path, monkeypatch):
+    monkeypatch.delenv("COURSE_STRICT", raising=False)
+    monkeypatch.setenv("COURSE_DATA_DIR", "some/relative/data")
+    before = (os.getcwd(), {k: os.environ.get(k) for k in run_lesson.ENVIRONMENT})
+    toy_cells = json.loads(toy.read_text())
+    toy_cells["cells"].append(code("import os\n"
+                                   "env = {k: os.environ.get(k) for k in ('COURSE_STRICT', 'COURSE_DATA_DIR')}"))
+    toy.write_text(json.dumps(toy_cells))
     lines = []
     ns = run_lesson.run(toy, {"steps": 7, "name": "z"}, log=lines.append)
+    assert ns["env"] == {"COURSE_STRICT": "1", "COURSE_DATA_DIR": str(Path(before[0]) / "some/relative/data")}
+    assert (os.getcwd(), {k: os.environ.get(k) for k in run_lesson.ENVIRONMENT}) == before  # restored
     assert (ns["SMOKE"], ns["steps"], ns["total"], ns["label"]) == (False, 7, 70, "zb")
     assert ns["start_dir"] == str(tmp_path)  # the notebook's folder, as in Jupyter
     assert (tmp_path / "out.txt").read_text() == "zb"
-    assert lines[-1].startswith("toy.ipynb: 5 cells in")  # 4 code cells + the injected parameters
+    assert lines[-1].startswith("toy.ipynb: 6 cells in")  # 5 code cells + the injected parameters
     assert any(ln.startswith("[injected parameters:") for ln in lines)
 
 

@@ -204,7 +204,7 @@ RECORDS = {  # the file -> (the lesson's `skip` it was made with, the overrides 
 
 
 @pytest.mark.parametrize("record", list(RECORDS))
-def test_the_record_is_what_the_lessons_parameters_ask_for(record):
+def test_the_record_is_what_the_lessons_parameters_ask_for(record, course_data):
     """Section 6 uses a record in place of the runs only when its meta equals the lesson's parameters; this keeps the
     two in step: the same config, budget, sets, scales, crops, every row of ``rows`` (the defaults' record) or of the
     record (the other) for every seed, each run's stored training config exactly its row's with the record's

@@ -4,6 +4,8 @@
   function (``torch.utils.flop_counter``: a FLOP count of 2 per multiply-add, halved). Element-wise work (biases,
   activations, residual additions, sines) is not counted: it is a few operations per value, against hundreds or
   thousands of multiply-adds per value in a convolution.
+* :func:`count_step_macs` counts the same for a training step: the forward pass and the backward pass that
+  computes the gradients (about twice the forward's products: one for the inputs' gradients, one for the weights').
 * :func:`macs_per_pixel`: an encoder's MACs per LR pixel. For a stride-1, same-padded convolutional encoder every
   output pixel costs the same, ``sum over its convolutions of c_in * c_out * k * k``; that is its weight count
   (the parameters less the biases).
@@ -48,6 +50,28 @@ def count_macs(fn, *args, **kwargs) -> int:
         raise CourseError(f"count_macs needs a module or function to call, got {type(fn).__name__}")
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         fn(*args, **kwargs)
+    return int(counter.get_total_flops()) // 2
+
+
+def count_step_macs(loss_fn) -> int:
+    """Multiply-adds of one training step's convolutions and matrix products, forward and backward (lesson 04).
+
+    Calls ``loss_fn()`` (no arguments; it returns a scalar loss tensor) and ``.backward()`` on its result under
+    ``FlopCounterMode``, and halves the FLOP count. A linear layer on N rows of a inputs and b outputs costs N*a*b
+    forward and N*a*b more for its weights' gradient, and N*a*b more again when its input needs a gradient too.
+    The gradients accumulate in the parameters' ``.grad`` as in any backward pass: zero them before a real step.
+    ``scripts/bench_runtime.py --train-step`` divides a step's count by its time.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if not callable(loss_fn):
+        raise CourseError(f"count_step_macs needs a function that returns the loss, got {type(loss_fn).__name__}")
+    with FlopCounterMode(display=False) as counter:
+        loss = loss_fn()
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.requires_grad:
+            raise CourseError("count_step_macs: loss_fn must return a scalar tensor that requires grad (a loss "
+                              "computed from the model's output, before .item() or .detach())")
+        loss.backward()
     return int(counter.get_total_flops()) // 2
 
 

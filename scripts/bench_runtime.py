@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from course_lib import allocator, decoders, models, precision  # noqa: E402
+from course_lib import allocator, complexity, decoders, models, precision  # noqa: E402
 from course_lib.errors import pick_device  # noqa: E402
 
 PAPER_MS = {"bicubic": (0.11, 0.15, 0.49), "Meta-SR (RDN)": (50.27, 69.27, 162.22),
@@ -87,25 +87,33 @@ def group(args, family: str, encoder: str, path: str, prec: str) -> list[dict]:
 
 
 def train_step(args, path: str) -> dict:
-    """Seconds per training step (median): the authors' recipe, EDSR-baseline, batch 4 x scales {2, 3, 4}, patch 48."""
+    """Seconds per training step (median): the authors' recipe, EDSR-baseline, batch 4 x scales {2, 3, 4}, patch 48
+    (``--train-patch``), and the step's multiply-adds, forward and backward (``complexity.count_step_macs``)."""
     device = pick_device(args.device)
     torch.manual_seed(0)
     model = models.build("diinn", encoder="edsr-baseline", variant="f").to(device)
     decoders.use_fast_path(model, path == "fast")
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(0)
-    batch = [(torch.rand(4, 3, 48, 48, generator=g).to(device), torch.rand(4, 3, 48 * s, 48 * s, generator=g)
+    p = args.train_patch
+    batch = [(torch.rand(4, 3, p, p, generator=g).to(device), torch.rand(4, 3, p * s, p * s, generator=g)
               .to(device)) for s in (2, 3, 4)]
 
+    def loss():
+        return torch.stack([F.l1_loss(model.predict(lr, hr.shape[-2:]), model.normalize(hr))
+                            for lr, hr in batch]).mean()
+
     def step():
-        loss = torch.stack([F.l1_loss(model.predict(lr, hr.shape[-2:]), model.normalize(hr)) for lr, hr in batch])
+        value = loss()
         opt.zero_grad(set_to_none=True)
-        loss.mean().backward()
+        value.backward()
         opt.step()
 
     seconds = time_ms(step, device, args.runs, 1) / 1000  # median of --runs steps (3 on a CPU) after one
-    return {"model": "train step, EDSR-baseline, batch 4 x 3 scales, patch 48", "path": path, "precision": "fp32",
-            "seconds": seconds, "peak_mib": peak_mib(device)}
+    peak = peak_mib(device)
+    macs = complexity.count_step_macs(loss)  # one more forward and backward, untimed
+    return {"model": f"train step, EDSR-baseline, batch 4 x 3 scales, patch {p}", "path": path, "precision": "fp32",
+            "seconds": seconds, "peak_mib": peak, "gmac": macs / 1e9, "gmac_per_s": macs / 1e9 / seconds}
 
 
 def main(argv=None) -> int:
@@ -122,6 +130,7 @@ def main(argv=None) -> int:
                    "device's, models.default_chunk; 32768 = the chunk every device used before the fast path)")
     p.add_argument("--train-step", action="store_true",
                    help="also time training steps per path (median of --runs after one)")
+    p.add_argument("--train-patch", type=int, default=48, help="LR patch side of the training step (the paper: 48)")
     p.add_argument("--cpu-heap", nargs="+", default=["off"], choices=["off", "on"],
                    help="glibc heap reuse (course_lib.allocator) in each timed process: off (the system default), "
                         "on, or both (each row once per setting, in one run)")
@@ -149,6 +158,7 @@ def main(argv=None) -> int:
             str(args.runs), "--warmup", str(args.warmup), "--device", args.device]
     if args.chunk_size:
         base += ["--chunk-size", str(args.chunk_size)]
+    base += ["--train-patch", str(args.train_patch)]
 
     def child(extra) -> list:
         out = subprocess.run(base + extra, capture_output=True, text=True)
@@ -193,9 +203,16 @@ def main(argv=None) -> int:
         for label, ms in PAPER_MS.items():
             print(f"| paper: {label} (Quadro RTX 3000) | - | fp32 | " + " | ".join(f"{v:.2f} ms" for v in ms)
                   + " |" * (len(args.sizes) - 2) + " |")
-    for r in rows:
-        if "seconds" in r:
-            print(f"{r['model']}, {r['path']}: {r['seconds']:.2f} s per step (peak {r['peak_mib']:.0f} MiB)")
+    steps = {r["path"]: r for r in rows if "seconds" in r}
+    for r in steps.values():
+        print(f"{r['model']}, {r['path']}: {r['seconds']:.2f} s per step, {r['gmac']:.1f} GMAC forward + backward "
+              f"({r['gmac_per_s']:.1f} GMAC/s; peak {r['peak_mib']:.0f} MiB)")
+    for path, r in steps.items():
+        ref = steps.get(path.replace("fast", "reference"))
+        if path.startswith("fast") and ref:
+            print(f"{ref['path']} / {path}: {ref['seconds'] / r['seconds']:.2f}x in time; "
+                  f"{ref['gmac'] / r['gmac']:.2f}x in multiply-adds (the time ratio if only the products took "
+                  "time, at one rate)")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": precision.machine(device), "rows": rows}, indent=1) + "\n")
     return 0

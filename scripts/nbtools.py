@@ -3,7 +3,8 @@
 * ``sync``  rewrites, from ``course_lib.notebook.REPO_URL``, the first cell of every lesson (the shared setup
   cell), the "Open in Colab" badge in its title cell, and the lesson table in README.md (between the markers
   ``<!-- lessons:start -->`` and ``<!-- lessons:end -->``; docs/LESSONS.md when README.md has no markers).
-* ``strip`` removes outputs, execution counts and run metadata (papermill, widgets) from committed notebooks.
+* ``strip`` removes outputs, execution counts and run metadata (papermill, widgets) from committed notebooks and
+  gives every cell without an id one (nbformat 4.5).
 * ``check`` reports what tests/test_notebooks.py checks and exits with status 1 on any problem: no outputs,
   the setup cell first, the right badge, one ``parameters``-tagged cell defining ``SMOKE``, a stated run time
   that starts with a number and a unit, every ``# EXERCISE`` cell wrapped with ``nb.exercise`` (the strict-mode
@@ -16,8 +17,10 @@ A lecturer who forks the course changes ``REPO_URL`` / ``REPO_REF`` in course_li
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
+import uuid
 from pathlib import Path
 
 import nbformat
@@ -161,6 +164,8 @@ def strip_notebook(path: Path) -> bool:
     """Remove outputs, execution counts and run metadata; True when the file changed."""
     notebook = read(path)
     for cell in notebook.cells:
+        if "id" not in cell:  # nbformat 4.5 wants one per cell (a cell pasted in by hand has none)
+            cell["id"] = uuid.uuid4().hex[:8]
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
         for key in ("execution", "papermill", "collapsed", "scrolled", "ExecuteTime"):
@@ -183,6 +188,10 @@ def problems(path: Path) -> list[str]:
     except nbformat.ValidationError as err:
         found.append(f"{path.name}: invalid notebook: {err.message}")
     cells = notebook.cells
+    raw_cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])  # nbformat.read fills missing ids in
+    for i, cell in enumerate(raw_cells):
+        if "id" not in cell:
+            found.append(f"{path.name}: cell {i} has no id (run nbtools.py strip, which gives it one)")
     for i, cell in enumerate(cells):
         if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None):
             found.append(f"{path.name}: cell {i} has outputs or an execution count (run nbtools.py strip)")

@@ -20,3 +20,20 @@ def test_table4_has_liif_and_metasr_rows(tmp_path):
                      ("Meta-SR + edsr-less", 32)}
     assert all(r["ms"] > 0 for r in rows)
     assert "| LIIF + edsr-less | fast | fp32 |" in run.stdout and "| Meta-SR + edsr-less | fast |" in run.stdout
+
+
+def test_train_step_rows_count_multiply_adds(tmp_path):
+    """--train-step: seconds and multiply-adds per step for both paths, and the ratio of each."""
+    out = tmp_path / "rows.json"
+    run = subprocess.run([sys.executable, str(SCRIPT), "--models", "diinn", "--encoders", "edsr-less", "--sizes", "16",
+                          "--input", "8", "--runs", "1", "--warmup", "0", "--device", "cpu", "--train-step",
+                          "--train-patch", "4", "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    steps = {r["path"]: r for r in json.loads(out.read_text())["rows"] if "seconds" in r}
+    assert set(steps) == {"reference", "fast"}
+    for r in steps.values():
+        assert r["model"].endswith("patch 4") and r["seconds"] > 0
+        assert r["gmac_per_s"] == r["gmac"] / r["seconds"]
+    assert steps["reference"]["gmac"] > steps["fast"]["gmac"] > 0
+    ratio = steps["reference"]["gmac"] / steps["fast"]["gmac"]
+    assert f"{ratio:.2f}x in multiply-adds" in run.stdout

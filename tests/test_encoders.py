@@ -94,6 +94,26 @@ def test_count_macs_of_single_layers_by_hand():
     assert complexity.count_macs(lambda x: x @ x.T, torch.randn(4, 6)) == 4 * 4 * 6  # plain functions too
 
 
+def test_count_step_macs_of_single_layers_by_hand():
+    """Backward = one product for the weights' gradient, one more for the input's when the input needs one."""
+    lin, x = nn.Linear(5, 7), torch.randn(3, 5)
+    assert complexity.count_step_macs(lambda: lin(x).sum()) == 2 * 3 * 5 * 7
+    assert complexity.count_step_macs(lambda: lin(x.requires_grad_()).sum()) == 3 * 3 * 5 * 7
+    conv, img = nn.Conv2d(2, 3, 3, padding=1), torch.randn(1, 2, 4, 5, requires_grad=True)
+    assert complexity.count_step_macs(lambda: conv(img).square().mean()) == 3 * (2 * 3 * 9 * 4 * 5)
+    assert lin.weight.grad is not None  # a real backward ran
+
+
+def test_count_step_macs_rejects_what_is_not_a_loss():
+    lin = nn.Linear(2, 2)
+    with pytest.raises(CourseError, match="function that returns the loss"):
+        complexity.count_step_macs(lin(torch.randn(1, 2)).sum())
+    with pytest.raises(CourseError, match="scalar tensor that requires grad"):
+        complexity.count_step_macs(lambda: lin(torch.randn(1, 2)).sum().item())
+    with pytest.raises(CourseError, match="scalar tensor"):
+        complexity.count_step_macs(lambda: lin(torch.randn(1, 2)))
+
+
 @pytest.mark.parametrize("name", list(ENCODERS))
 def test_macs_per_pixel_is_the_weight_count(name):
     enc = build_encoder(name)

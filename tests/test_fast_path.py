@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from course_lib import decoders, models
+from course_lib import complexity, decoders, models
 from course_lib.coords import grid_chunk, make_cell
 
 
@@ -148,3 +148,26 @@ def test_skip_adds_exactly_the_interpolated_lr_and_is_saved_with_the_model(tmp_p
     assert loaded.skip == "bilinear" and loaded.config == skip.config
     with pytest.raises(Exception, match="skip must be one of"):
         models.build("diinn", encoder="edsr-less", skip="lanczos")
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_training_step_macs_match_the_hand_count(fast):
+    """Forward + backward products of one decoder step, counted by hand (lesson 04's ceiling on the step's speed-up).
+
+    Per query, forward: reference K_0 9C*w + 3 (w+9C)*w + Q_0 3w + 3 w*w + last 3w; fast 3 (w*w + w*w) + 3w + 3w.
+    Backward: every layer's weight gradient (the forward's products again) and its input's gradient, except Q_0's
+    input, the position. The fast path adds the LR-size 3x3 convolution C -> 4w, three times (forward, weight and
+    input gradients)."""
+    C, w, h, wd, Q = 4, 8, 5, 6, 37
+    torch.manual_seed(0)
+    dec = decoders.DIINNDecoder(in_dim=9 * C, width=w, depth=4, mod_input="sz")
+    dec.fast = fast
+    feat = torch.randn(1, C, h, wd, requires_grad=True)
+    coord, cell = grid_chunk((11, 13), 0, Q, "cpu").unsqueeze(0), make_cell((11, 13), (1, Q), "cpu")
+    if fast:
+        forward = 3 * 2 * w * w + 3 * w + 3 * w
+        expected = Q * (3 * forward - 3 * w) + 3 * (h * wd * 9 * C * 4 * w)
+    else:
+        forward = 9 * C * w + 3 * (w + 9 * C) * w + 3 * w + 3 * w * w + 3 * w
+        expected = Q * (3 * forward - 3 * w)
+    assert complexity.count_step_macs(lambda: dec(feat, coord, cell).abs().mean()) == expected

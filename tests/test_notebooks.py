@@ -10,6 +10,7 @@ or a wrong exercise answer fails a papermill run.
 """
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -81,6 +82,18 @@ def test_problems_are_detected(tmp_path):
     assert "not the shared setup cell" in found and "outputs" in found and "tagged 'parameters'" in found
     assert nbtools.strip_notebook(bad)
     assert "outputs" not in "\n".join(nbtools.problems(bad))
+
+
+def test_cells_without_an_id_are_detected_and_strip_gives_them_one(tmp_path):
+    """A cell pasted in as JSON by hand has no id: nbformat 4.5 wants one (nbformat.read only fills it in memory)."""
+    raw = json.loads(PATHS[0].read_text(encoding="utf-8"))
+    del raw["cells"][3]["id"]
+    bad = tmp_path / PATHS[0].name
+    bad.write_text(json.dumps(raw, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert any("cell 3 has no id" in msg for msg in nbtools.problems(bad))
+    assert nbtools.strip_notebook(bad)
+    assert all("id" in cell for cell in json.loads(bad.read_text(encoding="utf-8"))["cells"])
+    assert nbtools.problems(bad) == []
 
 
 def test_exercise_cells_must_use_the_strict_mode_convention(tmp_path):

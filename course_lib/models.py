@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import allocator
 from .coords import grid_chunk, make_cell
 from .data import sha256_file
 from .decoders import VARIANTS, DIINNDecoder
@@ -39,15 +40,22 @@ from .srgan import build_srresnet
 
 DEFAULT_CHUNK = 32768  # query pixels per decoder call on a GPU: about 0.3 GB of activations for DIINN
 SKIPS = (None, "bicubic", "bilinear")  # SRModel's optional global skip (not in DIINN)
-CPU_CHUNK = 2048  # on a CPU: 2 MB per 256-wide activation, so the decoder's element-wise work stays in cache
+CPU_CHUNK = 1024  # on a CPU: 1 MB per 256-wide activation, so the decoder's element-wise work stays in cache
+CPU_CHUNK_HEAP = 2048  # on a CPU once allocator.reuse_heap() is in effect (the upscale command, the trainer)
 
 
 def default_chunk(device) -> int:
-    """Query pixels per decoder call in ``upscale``: :data:`CPU_CHUNK` on a CPU, :data:`DEFAULT_CHUNK` elsewhere.
+    """Query pixels per decoder call in ``upscale``: :data:`DEFAULT_CHUNK` on a GPU; on a CPU :data:`CPU_CHUNK`, or
+    :data:`CPU_CHUNK_HEAP` where ``course_lib.allocator`` keeps freed memory (outputs are the same for any chunk).
 
     On a 2-core CPU, 64x64 -> 512x512 with EDSR-baseline DIINN took 1.6 s in chunks of 2,048 and 3.1 s in chunks
-    of 32,768 (docs/RESULTS.md): past the cache, the sines and products wait on memory. Notebook: 04."""
-    return CPU_CHUNK if torch.device(device).type == "cpu" else DEFAULT_CHUNK
+    of 32,768: past the cache, the sines and products wait on memory. With glibc's default allocator, chunks of
+    2,048 made the C library hand freed memory back to the kernel after every chunk: 48x48 -> 512x512 caused 636k
+    page faults and took 2.8 s, against 7.5k and 1.9 s in chunks of 1,024; with heap reuse both ran in 1.9 s, and
+    2,048 was up to 10 % faster at 1024x1024 (docs/RESULTS.md, twelfth session). Notebook: 04."""
+    if torch.device(device).type != "cpu":
+        return DEFAULT_CHUNK
+    return CPU_CHUNK_HEAP if allocator.heap_reused() else CPU_CHUNK
 CHECKPOINT_FORMAT = "course_lib.model/1"
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 

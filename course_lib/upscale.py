@@ -70,7 +70,8 @@ def cli(argv=None) -> int:
                    help="pretrained name, checkpoint file, or bicubic (default: the best shipped DIINN)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     p.add_argument("--chunk-size", type=int, default=None,
-                   help="query pixels per decoder call (default: 2048 on a CPU, 32768 on a GPU)")
+                   help="query pixels per decoder call (default: 2048 on a CPU with heap reuse, 1024 with "
+                        "--cpu-heap off, 32768 on a GPU)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32"],
                    help="auto: bf16 where the device runs it natively, else fp32 (default)")
     p.add_argument("--cpu-heap", default="auto", choices=["auto", "off"],

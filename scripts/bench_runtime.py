@@ -181,9 +181,9 @@ def main(argv=None) -> int:
         for heap in args.cpu_heap:
             for path in args.paths:
                 rows += child(["--one-train", path, "--heap", heap])
-    chunk = args.chunk_size or models.default_chunk(device)
+    chunks = sorted({r["chunk"] for r in rows if r.get("chunk")})  # each process's own (models.default_chunk)
     print(f"machine: {precision.machine(device)}; input {args.input}x{args.input}; median of {args.runs} after "
-          f"{args.warmup}; chunk {chunk}")
+          f"{args.warmup}; chunk {' / '.join(map(str, chunks)) or '-'}")
     heads = " | ".join(f"{s}x{s}" for s in args.sizes)
     print(f"| model | path | precision | {heads} | peak memory (MiB) |")
     print("| --- | --- | --- |" + " --- |" * len(args.sizes) + " --- |")

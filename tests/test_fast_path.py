@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from course_lib import complexity, decoders, models
+from course_lib import allocator, complexity, decoders, models
 from course_lib.coords import grid_chunk, make_cell
 
 
@@ -85,7 +85,17 @@ def test_fast_chunked_equals_whole_and_takes_any_chunk():
         whole = model(lr, (31, 40))
         for chunk in (1, 7, 500, 10**6):
             torch.testing.assert_close(model.upscale(lr, size=(31, 40), chunk_size=chunk), whole, rtol=0, atol=1e-6)
-    assert models.default_chunk("cpu") == models.CPU_CHUNK and models.default_chunk("cuda") == models.DEFAULT_CHUNK
+    assert models.default_chunk("cuda") == models.DEFAULT_CHUNK
+
+
+def test_cpu_chunk_follows_the_allocator(monkeypatch):
+    """Chunks of 2,048 only where freed memory is kept (allocator.reuse_heap): with glibc's defaults they made the
+    C library return memory to the kernel after every chunk (docs/RESULTS.md, twelfth session)."""
+    monkeypatch.setitem(allocator._state, "reused", False)
+    assert models.default_chunk("cpu") == models.CPU_CHUNK == 1024
+    monkeypatch.setitem(allocator._state, "reused", True)
+    assert models.default_chunk("cpu") == models.CPU_CHUNK_HEAP == 2048
+    assert models.default_chunk(torch.device("cuda", 0)) == models.DEFAULT_CHUNK
 
 
 def test_query_accepts_an_unfolded_map_and_a_prepared_state():

@@ -7,7 +7,7 @@ every step the kernel maps, zero-fills and unmaps them again: measured on the de
 docs/RESULTS.md, seventh session), an EDSR-baseline DIINN step at batch 4 x 3 scales, 48-px patches took 14.6 s with
 glibc's defaults and 5.7 s with heap reuse (the same step, the same numbers), at a higher peak resident memory
 (10.1 instead of 6.4 GiB: freed memory stays with the process); ``configs/diinn-edsr-291-cpu.yaml`` went from 0.63
-to 1.05 steps/s (peak 2.2 -> 2.8 GiB), and ``upscale`` to 512x512 gained 1.5x on the same machine.
+to 1.05 steps/s (peak 2.2 -> 2.8 GiB), and ``upscale`` to 512x512 in chunks of 2,048 gained 1.5x on the same machine.
 
 :func:`reuse_heap` turns ``mmap`` off for ``malloc`` (``M_MMAP_MAX = 0``) and keeps up to 2 GiB of free memory at the
 top of the heap (``M_TRIM_THRESHOLD``), the settings of the environment variables ``MALLOC_MMAP_MAX_=0`` and

@@ -13,8 +13,8 @@ to 1.05 steps/s (peak 2.2 -> 2.8 GiB), and ``upscale`` to 512x512 in chunks of 2
 top of the heap (``M_TRIM_THRESHOLD``), the settings of the environment variables ``MALLOC_MMAP_MAX_=0`` and
 ``MALLOC_TRIM_THRESHOLD_``. It changes the whole process and only where the C library is glibc (Linux); elsewhere
 it does nothing and says so. ``course_lib.train`` applies it on a CPU unless ``run.cpu_heap=off``, and the
-``upscale`` command unless ``--cpu-heap off``; library calls such as ``model.upscale`` never change it, and
-query in chunks of 1,024 instead of 2,048 while it is off, which keeps ``upscale`` clear of the churn
+``upscale`` command unless ``--cpu-heap off``; library calls such as ``model.upscale`` never change it. While it
+is off they query in chunks of 1,024 instead of 2,048, which keeps ``upscale`` clear of the churn
 (``models.default_chunk``).
 """
 

@@ -56,6 +56,8 @@ def default_chunk(device) -> int:
     if torch.device(device).type != "cpu":
         return DEFAULT_CHUNK
     return CPU_CHUNK_HEAP if allocator.heap_reused() else CPU_CHUNK
+
+
 CHECKPOINT_FORMAT = "course_lib.model/1"
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 

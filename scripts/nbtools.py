@@ -6,9 +6,9 @@
 * ``strip`` removes outputs, execution counts and run metadata (papermill, widgets) from committed notebooks and
   gives every cell without an id one (nbformat 4.5).
 * ``check`` reports what tests/test_notebooks.py checks and exits with status 1 on any problem: no outputs,
-  the setup cell first, the right badge, one ``parameters``-tagged cell defining ``SMOKE``, a stated run time
-  that starts with a number and a unit, every ``# EXERCISE`` cell wrapped with ``nb.exercise`` (the strict-mode
-  convention of notebooks/README.md), and the lesson table in sync.
+  an id on every cell, the setup cell first, the right badge, one ``parameters``-tagged cell defining ``SMOKE``, a
+  stated run time that starts with a number and a unit, every ``# EXERCISE`` cell wrapped with ``nb.exercise`` (the
+  strict-mode convention of notebooks/README.md), and the lesson table in sync.
 
 A lecturer who forks the course changes ``REPO_URL`` / ``REPO_REF`` in course_lib/notebook.py, then runs
 ``sync``.

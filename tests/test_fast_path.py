@@ -162,7 +162,7 @@ def test_skip_adds_exactly_the_interpolated_lr_and_is_saved_with_the_model(tmp_p
 
 @pytest.mark.parametrize("fast", [False, True])
 def test_training_step_macs_match_the_hand_count(fast):
-    """Forward + backward products of one decoder step, counted by hand (lesson 04's ceiling on the step's speed-up).
+    """Forward + backward products of one decoder step, counted by hand (lesson 04: why a step gains less).
 
     Per query, forward: reference K_0 9C*w + 3 (w+9C)*w + Q_0 3w + 3 w*w + last 3w; fast 3 (w*w + w*w) + 3w + 3w.
     Backward: every layer's weight gradient (the forward's products again) and its input's gradient, except Q_0's

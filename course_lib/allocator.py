@@ -14,8 +14,8 @@ top of the heap (``M_TRIM_THRESHOLD``), the settings of the environment variable
 ``MALLOC_TRIM_THRESHOLD_``. It changes the whole process and only where the C library is glibc (Linux); elsewhere
 it does nothing and says so. ``course_lib.train`` applies it on a CPU unless ``run.cpu_heap=off``, and the
 ``upscale`` command unless ``--cpu-heap off``; library calls such as ``model.upscale`` never change it. While it
-is off they query in chunks of 1,024 instead of 2,048, which keeps ``upscale`` clear of the churn
-(``models.default_chunk``).
+is off they query in chunks of 1,024 instead of 2,048 (``models.default_chunk``), which avoids the churn from
+48x48 inputs up in the twelfth session's runs; smaller inputs can still meet it (docs/RESULTS.md).
 """
 
 from __future__ import annotations

@@ -52,7 +52,8 @@ def default_chunk(device) -> int:
     of 32,768: past the cache, the sines and products wait on memory. With glibc's default allocator, chunks of
     2,048 made the C library hand freed memory back to the kernel after every chunk: 48x48 -> 512x512 caused 636k
     page faults and took 2.8 s, against 7.5k and 1.9 s in chunks of 1,024; with heap reuse both ran in 1.9 s, and
-    2,048 was up to 10 % faster at 1024x1024 (docs/RESULTS.md, twelfth session). Notebook: 04."""
+    2,048 was up to 10 % faster at 1024x1024. The churn depends on the input's size and on what the process
+    freed before: below 48x48 inputs chunks of 1,024 met it too (docs/RESULTS.md, twelfth session). Notebook: 04."""
     if torch.device(device).type != "cpu":
         return DEFAULT_CHUNK
     return CPU_CHUNK_HEAP if allocator.heap_reused() else CPU_CHUNK

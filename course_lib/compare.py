@@ -15,6 +15,7 @@ so a lesson can rebuild its tables without the runs; :func:`load_scores` reads t
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -300,7 +301,11 @@ def cli(argv=None) -> int:
     rows = ROW_SETS[args.rows]
     args.config = args.config or ROW_SET_CONFIGS.get(args.rows, "compare-cpu")
     root = args.root or f"runs/{args.rows}-{Path(str(args.config)).stem}"
-    runs = train_rows(args.config, rows, args.seeds, root, overrides=parse_overrides(args.override))
+    try:
+        runs = train_rows(args.config, rows, args.seeds, root, overrides=parse_overrides(args.override))
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run was saved and train_rows said how to resume
+        print("comparison stopped; the same command resumes it", file=sys.stderr)
+        return 130
     if args.train_only:
         return 0
     scores = score_rows(runs, args.datasets, args.scales, limit=args.limit, progress=True)

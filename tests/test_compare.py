@@ -226,3 +226,28 @@ def test_a_ctrl_c_stops_the_whole_grid_and_a_rerun_finishes_it(folders, tmp_path
     monkeypatch.setattr(train.Trainer, "step", real_step)
     runs = compare.train_rows(None, rows, [0], tmp_path / "g", overrides=base, progress=False)
     assert all(compare.finished_step(f) == 4 for f in runs.values())
+
+
+def test_a_ctrl_c_in_the_command_line_exits_130_with_one_line(folders, tmp_path, monkeypatch, capsys):
+    import signal
+
+    from course_lib.__main__ import main
+
+    base = tiny(folders, tmp_path / "unused", **{"run.max_steps": 4})
+    base.pop("run.out_dir"), base.pop("run.seed")
+    real_step, calls = train.Trainer.step, []
+
+    def step(self, batch):
+        calls.append(1)
+        if len(calls) == 2:
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C during the first run
+        return real_step(self, batch)
+
+    monkeypatch.setattr(train.Trainer, "step", step)
+    code = main(["compare", "--rows", "table5", "--seeds", "0", "--root", str(tmp_path / "g"), "--train-only",
+                 "--override", *[f"{k}={v}" for k, v in base.items()]])
+    err = capsys.readouterr().err
+    assert code == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "comparison stopped; the same command resumes it"
+    assert compare.finished_step(compare.run_dir(tmp_path / "g", "(a)", 0)) is None  # saved, not finished
+    assert (compare.run_dir(tmp_path / "g", "(a)", 0) / "last.pt").is_file()

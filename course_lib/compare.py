@@ -164,18 +164,23 @@ def score_rows(runs: dict, datasets, scales, limit: int | None = None, which: st
 
 
 def run_summary(folder) -> dict:
-    """What a run cost and what it was: ``{"steps", "seconds", "parameters", "train_config"}`` from its
-    ``last.pt`` and ``metrics.jsonl`` (seconds: the trainer's clock at its last logged step). Notebook 10_seed000."""
+    """What a run cost and what it was: ``{"steps", "seconds", "parameters", "train_config", "log"}`` from its
+    ``last.pt`` and ``metrics.jsonl`` (seconds: the trainer's clock at its last logged step; ``log``: the
+    metrics lines that hold a training loss, as ``{"step", "loss", "time"}``, or a validation, as ``{"step",
+    "val"}``, enough to redraw the loss curves and the end-of-run validation). Notebooks 08_ablations, 10_seed000."""
     from . import models
 
     folder = Path(folder)
     if not (folder / "last.pt").is_file():
         raise CourseError(f"{folder / 'last.pt'} does not exist; train the row first (compare.train_rows)")
     ckpt = train.load_checkpoint(folder / "last.pt")
-    losses = [ln for ln in train.read_metrics(folder) if "loss" in ln]
+    metrics = train.read_metrics(folder)
+    losses = [ln for ln in metrics if "loss" in ln]
+    log = [{k: ln[k] for k in ("step", "loss", "time")} if "loss" in ln else {"step": ln["step"], "val": ln["val"]}
+           for ln in metrics if "loss" in ln or "val" in ln]
     return {"steps": int(ckpt["step"]), "seconds": float(losses[-1]["time"]) if losses else None,
             "parameters": models.count_parameters(models.load(folder / "last.pt")),
-            "train_config": ckpt.get("train_config") or {}}
+            "train_config": ckpt.get("train_config") or {}, "log": log}
 
 
 def run_changes(summary: dict, config, overrides: dict | None = None) -> list:
@@ -183,7 +188,7 @@ def run_changes(summary: dict, config, overrides: dict | None = None) -> list:
     :func:`train.resume_changes` on its stored training config, plus ``("step", got, wanted)`` when it stopped short
     of the budget; ``[]`` when it is exactly that run, trained to the end. ``summary``: :func:`run_summary` of a
     folder or a :func:`load_scores` record's entry (a finished folder is trusted by its name; this checks it).
-    Notebook 10_seed000."""
+    Notebooks 08_ablations, 10_seed000."""
     want = train.load_config(config, dict(overrides or {}))
     changes = train.resume_changes(want, summary["train_config"])
     if summary["steps"] != want.run.max_steps:
@@ -197,7 +202,8 @@ def save_scores(path, scores: dict, runs: dict | None = None, **meta) -> Path:
 
     ``runs``: the ``{(row, seed): folder}`` that were scored; each run's :func:`run_summary` is stored with its
     scores. ``meta``: what a reader must match before trusting the file (e.g. the sets, scales and crops scored,
-    the config and budget, the machine). Written atomically. :func:`load_scores` reads it back. Notebook 10_seed000.
+    the config and budget, the machine). Written atomically. :func:`load_scores` reads it back. Notebooks
+    08_ablations, 10_seed000.
     """
     import json
 
@@ -218,7 +224,8 @@ def save_scores(path, scores: dict, runs: dict | None = None, **meta) -> Path:
 def load_scores(path) -> tuple[dict, dict, dict]:
     """Read a :func:`save_scores` file: ``(scores, info, meta)`` with ``scores`` shaped like :func:`score_rows`'
     result (``{(row, seed): {(dataset, scale): np.ndarray}}``), ``info`` each run's stored summary (steps, seconds,
-    parameters, train_config) by ``(row, seed)``, and ``meta`` as saved. Notebook 10_seed000."""
+    parameters, train_config, log) by ``(row, seed)``, and ``meta`` as saved. Notebooks 08_ablations,
+    10_seed000."""
     import json
 
     path = Path(path)

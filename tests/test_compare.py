@@ -125,6 +125,12 @@ def test_recorded_scores_rebuild_the_same_tables_without_the_runs(grid, folders,
         assert info[key]["steps"] == 4 == last["step"] and info[key]["seconds"] == last["time"]
         assert info[key]["parameters"] == models.count_parameters(models.load(runs[key] / "last.pt"))
         assert info[key]["train_config"]["run"]["seed"] == key[1]
+        # the log: a loss every run.log_every = 2 steps and the end-of-run validation, as metrics.jsonl has them
+        rec_log, metrics = info[key]["log"], train.read_metrics(runs[key])
+        assert [(ln["step"], sorted(ln)) for ln in rec_log] == [(2, ["loss", "step", "time"]),
+                                                                (4, ["loss", "step", "time"]), (4, ["step", "val"])]
+        assert rec_log[1]["loss"] == last["loss"] and rec_log[1]["time"] == last["time"]
+        assert rec_log[2]["val"] == [ln for ln in metrics if "val" in ln][-1]["val"] and rec_log[2]["val"]
     assert compare.spread(back, "(f)", "val", 2.0, n=500) == compare.spread(scores, "(f)", "val", 2.0, n=500)
     no_runs, info2, _ = compare.load_scores(compare.save_scores(tmp_path / "plain.json", scores))
     assert info2[("(f)", 0)] == {} and np.array_equal(no_runs[("(f)", 0)]["val", 2.0], scores[("(f)", 0)]["val", 2.0])

@@ -3,6 +3,10 @@ behaviour of course_lib.compare / course_lib.train that notebooks/08_ablations.i
 tests/test_compare.py does not cover (rows with one seed see the same batches; the lesson's check of what it loads).
 """
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -143,24 +147,66 @@ def test_rows_with_the_same_seed_see_the_same_batches(folders, tmp_path, monkeyp
 
 
 def test_the_lessons_check_of_loaded_runs(folders, tmp_path):
-    # Section 2 of the lesson checks every loaded run with train.resume_changes against the config its row asks
-    # for: silent on runs that compare.train_rows made with the same overrides, loud on another budget or flag.
+    # Section 2 of the lesson checks every loaded run (or its record) with compare.run_changes against the config its
+    # row asks for: silent on runs that compare.train_rows made with the same overrides, loud on another budget or
+    # flag. Oracle: train.resume_changes on the saved checkpoint's config, and its step.
     base = tiny(folders, tmp_path / "unused", **{"run.max_steps": 2, "val.sets": []})
     base.pop("run.out_dir"), base.pop("run.seed")
     rows = {"(f)": compare.TABLE5_ROWS["(f)"], "(b)": compare.TABLE5_ROWS["(b)"]}
     runs = compare.train_rows("compare-cpu", rows, seeds=[0], root=tmp_path / "grid", overrides=base,
                               progress=False, log=lambda line: None)
 
-    def changes(folder, row, seed, overrides):
-        saved = train.load_checkpoint(folder / "last.pt")
-        wanted = train.load_config("compare-cpu", {**overrides, **compare.TABLE5_ROWS[row], "run.seed": seed,
-                                                   "run.out_dir": str(folder)})
-        return train.resume_changes(wanted, saved["train_config"]), saved["step"], wanted.run.max_steps
+    def changes(folder, row, seed, overrides):  # the lesson's check
+        return compare.run_changes(compare.run_summary(folder), "compare-cpu",
+                                   {**overrides, **compare.TABLE5_ROWS[row], "run.seed": seed})
 
     for (row, seed), folder in runs.items():
-        found, step, planned = changes(folder, row, seed, base)
-        assert found == [] and step == planned == 2
-    found, step, planned = changes(runs["(f)", 0], "(f)", 0, {**base, "run.max_steps": 5})
-    assert ("run.max_steps", 2, 5) in found and step != planned
-    found, _, _ = changes(runs["(b)", 0], "(e)", 0, base)  # a folder of (b) loaded as (e)
+        assert changes(folder, row, seed, base) == []
+        assert train.load_checkpoint(folder / "last.pt")["step"] == 2
+    found = changes(runs["(f)", 0], "(f)", 0, {**base, "run.max_steps": 5})
+    assert ("run.max_steps", 2, 5) in found and ("step", 2, 5) in found
+    found = changes(runs["(b)", 0], "(e)", 0, base)  # a folder of (b) loaded as (e)
     assert ("model.variant", "b", "e") in found
+    saved = train.load_checkpoint(runs["(b)", 0] / "last.pt")["train_config"]
+    assert found == train.resume_changes(train.load_config("compare-cpu", {**base, "model.variant": "e",
+                                                                           "run.seed": 0}), saved)
+
+
+# ------------------------------------------------------------------------------------------ the recorded runs
+def _run_lesson(tmp_path, *params):
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_lesson.py"), str(LESSON), "-p", "SMOKE=True",
+                           *[x for p in params for x in ("-p", p)]], capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def _tables(out: str) -> list[str]:
+    """The lesson's printed results from section 2's check on, less the widget (section 4) and what names a run
+    folder, a time or a machine."""
+    body = out[out.index("claim: every run was trained"):]
+    head = re.split(r"\n(?:ours  |the scores come from )", body, maxsplit=1)[0]
+    lines = (head + "\n" + body[body.index("scale channel 'area'"):]).splitlines()
+    drop = ("[cell", "lesson run time", "08_ablations.ipynb:", "row      seed  steps")
+    return [ln for ln in lines if ln.strip() and not ln.startswith(drop) and " scored in " not in ln
+            and "read back" not in ln]
+
+
+def test_section_2_reads_the_record_in_place_of_missing_runs(course_data, tmp_path):
+    """SMOKE once with `record = True` (trains 6 tiny runs, writes their scores and logs), then again with the runs
+    gone: the lesson must say it reads the record and print the same tables, checks and findings, and the widget must
+    fall back to every row's lines. A record made with other overrides is refused, and the lesson trains instead."""
+    rec = tmp_path / "rec.json"
+    live = _run_lesson(tmp_path, f"recorded={str(rec)!r}", "record=True")
+    assert "the recorded scores read back: exact" in live and "6 trained now" in live
+    scores, info, meta = compare.load_scores(rec)
+    assert len(scores) == 6 and meta["extra_scales"] == [8.0] and all(len(i["log"]) >= 3 for i in info.values())
+    read = _run_lesson(tmp_path, f"recorded={str(rec)!r}")
+    assert "6 of 6 runs are not in" in read and "uses the scores and training logs recorded in" in read
+    assert "trained now" not in read and "which holds no weights" in read
+    got, want = _tables(read), _tables(live)
+    assert len(want) > 40 and got == want
+    meta["overrides"]["run.max_steps"] = 4  # another budget: the record no longer matches
+    compare.save_scores(rec, scores, None, **meta)
+    other = _run_lesson(tmp_path, f"recorded={str(rec)!r}")
+    assert "overrides differs" in other and "6 trained now" in other

@@ -244,6 +244,27 @@ def load_scores(path) -> tuple[dict, dict, dict]:
                           "compare.save_scores") from None
 
 
+def read_record(path, wanted: dict, keys, log=print) -> tuple[dict, dict, dict] | None:
+    """A :func:`save_scores` record that may stand in for the runs ``keys`` (``(row, seed)`` pairs), or None.
+
+    The record is used only if its meta equals ``wanted`` key by key (what the lesson's parameters ask for: config,
+    overrides, sets, crops, scales, ...) and it holds every run of ``keys``; otherwise ``log`` gets one line saying
+    why (or that the file is missing: records live in a clone's ``docs/results/``) and None is returned, so the
+    caller trains instead. Returns :func:`load_scores`' ``(scores, info, meta)``. Notebooks 08_ablations,
+    10_seed000."""
+    path = Path(path)
+    if not path.is_file():
+        log(f"{path} is not here (records come with a clone of the repository): training instead")
+        return None
+    scores, info, meta = load_scores(path)
+    why = [f"{k} differs" for k, v in wanted.items() if meta.get(k) != v]
+    why += [f"no {row} seed {seed}" for row, seed in keys if (row, seed) not in scores]
+    if why:
+        log(f"{path} does not match this run ({'; '.join(why)}): training instead")
+        return None
+    return scores, info, meta
+
+
 def spread(scores: dict, reference: str, dataset: str, scale: float, level: float = 0.95, n: int = 10_000) -> list:
     """For each row: mean PSNR over images and seeds, the spread between its seeds (max - min of the seed means),
     and its paired difference from ``reference`` (per image, averaged over the seeds both rows share) with a

@@ -257,3 +257,21 @@ def test_a_ctrl_c_in_the_command_line_exits_130_with_one_line(folders, tmp_path,
     assert err.strip().splitlines()[-1] == "comparison stopped; the same command resumes it"
     assert compare.finished_step(compare.run_dir(tmp_path / "g", "(a)", 0)) is None  # saved, not finished
     assert (compare.run_dir(tmp_path / "g", "(a)", 0) / "last.pt").is_file()
+
+
+def test_read_record_uses_a_record_only_when_it_matches(tmp_path):
+    """compare.read_record: the record back when its meta equals what is wanted and it holds every run asked for;
+    None and one line naming each difference otherwise, or that the file is missing."""
+    scores = {(row, s): {("Set", 4.0): np.array([20.0 + s, 21.0])} for row in ("(f)", "(b)") for s in (0, 1)}
+    path = compare.save_scores(tmp_path / "rec.json", scores, None, config="compare-cpu", eval_limit=3,
+                               overrides={"run.max_steps": 8})
+    wanted = {"config": "compare-cpu", "eval_limit": 3, "overrides": {"run.max_steps": 8}}
+    lines = []
+    got = compare.read_record(path, wanted, [("(f)", 0), ("(b)", 1)], log=lines.append)
+    assert lines == [] and np.array_equal(got[0]["(b)", 1]["Set", 4.0], [21.0, 21.0]) and got[2]["eval_limit"] == 3
+    assert compare.read_record(path, {**wanted, "eval_limit": 4, "overrides": {}}, [("(f)", 0), ("(e)", 1)],
+                               log=lines.append) is None
+    assert lines == [f"{path} does not match this run (eval_limit differs; overrides differs; no (e) seed 1): "
+                     "training instead"]
+    assert compare.read_record(tmp_path / "none.json", wanted, [], log=lines.append) is None
+    assert lines[-1].startswith(f"{tmp_path / 'none.json'} is not here") and len(lines) == 2

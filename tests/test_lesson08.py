@@ -210,3 +210,36 @@ def test_section_2_reads_the_record_in_place_of_missing_runs(course_data, tmp_pa
     compare.save_scores(rec, scores, None, **meta)
     other = _run_lesson(tmp_path, f"recorded={str(rec)!r}")
     assert "overrides differs" in other and "6 trained now" in other
+
+
+def test_the_record_is_what_the_lessons_parameters_ask_for(course_data):
+    """Section 2 uses docs/results/table5-cpu.json in place of missing runs only when its meta equals the lesson's
+    parameters; this keeps the two in step: the same config, overrides, set, crops and scales, every row of `rows` for
+    every seed, with x8 for the two scale-channel rows, each run's stored training config exactly its row's
+    (compare.run_changes), trained to the end of the budget, with a loss every 10 steps and the final validation."""
+    from course_lib import data
+
+    scores, info, meta = compare.load_scores(ROOT / notebook_constant(LESSON, "recorded"))
+    config, overrides = notebook_constant(LESSON, "config"), notebook_constant(LESSON, "overrides")
+    eval_set, crop = notebook_constant(LESSON, "eval_set"), notebook_constant(LESSON, "eval_crop")
+    scales = [float(s) for s in notebook_constant(LESSON, "eval_scales")]
+    extra = [float(s) for s in notebook_constant(LESSON, "extra_scales")]
+    wanted = {"config": config, "overrides": overrides, "eval_set": eval_set,
+              "eval_limit": notebook_constant(LESSON, "eval_limit"), "eval_crop": crop, "eval_scales": scales,
+              "extra_scales": extra}
+    assert {k: meta.get(k) for k in wanted} == wanted
+    label, n_images = f"{eval_set}-crop{crop}", len(data.get_dataset(eval_set, limit=wanted["eval_limit"]))
+    budget = train.load_config(config).run.max_steps
+    rows, seeds = notebook_constant(LESSON, "rows"), notebook_constant(LESSON, "seeds")
+    assert len(rows) == 7 and seeds == [0, 1] and sorted(scores) == sorted((r, s) for r in rows for s in seeds)
+    for row in rows:
+        for seed in seeds:
+            want = {(label, s) for s in scales + (extra if row in ("(f)", "(f) 1/s") else [])}
+            assert set(scores[row, seed]) == want, (row, seed)
+            assert all(len(v) == n_images == 32 and np.isfinite(v).all() for v in scores[row, seed].values())
+            assert compare.run_changes(info[row, seed], config,
+                                       {**overrides, **compare.TABLE5_ROWS[row], "run.seed": seed}) == []
+            assert info[row, seed]["steps"] == budget == 400 and info[row, seed]["seconds"] > 0
+            log = info[row, seed]["log"]
+            assert [ln["step"] for ln in log if "loss" in ln] == list(range(10, budget + 1, 10))
+            assert [ln["step"] for ln in log if "val" in ln] == [budget]

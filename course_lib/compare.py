@@ -198,7 +198,8 @@ def run_changes(summary: dict, config, overrides: dict | None = None) -> list:
 
 def save_scores(path, scores: dict, runs: dict | None = None, **meta) -> Path:
     """Record :func:`score_rows`' per-image scores as JSON, so that a lesson can rebuild its tables and intervals
-    without the runs (as lesson 11 reads ``docs/results/equal-budget-x4.json``).
+    without the runs (as lesson 11 reads ``docs/results/equal-budget-x4.json``); :func:`save_arrays` records what
+    figures need from the runs' weights.
 
     ``runs``: the ``{(row, seed): folder}`` that were scored; each run's :func:`run_summary` is stored with its
     scores. ``meta``: what a reader must match before trusting the file (e.g. the sets, scales and crops scored,
@@ -244,6 +245,38 @@ def load_scores(path) -> tuple[dict, dict, dict]:
                           "compare.save_scores") from None
 
 
+def save_arrays(path, arrays: dict) -> Path:
+    """Record named arrays (what a lesson's figures draw from the runs' weights: features, curves, image windows)
+    as a compressed ``.npz``, written atomically, so that a record of scores (:func:`save_scores`) can stand in for
+    the runs' figures too. Names must be non-empty strings without ``/``. :func:`load_arrays` reads them back
+    exactly. Notebook 09_liif_metasr."""
+    import io
+
+    from .files import atomic_write
+
+    bad = [k for k in arrays if not isinstance(k, str) or not k or "/" in k]
+    if bad:
+        raise CourseError(f"array names must be non-empty strings without '/', got {bad!r}; rename them")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return atomic_write(Path(path), lambda f: f.write(buf.getvalue()))
+
+
+def load_arrays(path) -> dict:
+    """Read a :func:`save_arrays` file: ``{name: np.ndarray}``, exactly as saved. Notebook 09_liif_metasr."""
+    import zipfile
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise CourseError(f"{path} does not exist; record the arrays with compare.save_arrays first") from None
+    except (ValueError, OSError, zipfile.BadZipFile) as e:
+        raise CourseError(f"{path} is not a compare.save_arrays file ({type(e).__name__}: {e}); re-record it with "
+                          "compare.save_arrays") from None
+
+
 def read_record(path, wanted: dict, keys, log=print) -> tuple[dict, dict, dict] | None:
     """A :func:`save_scores` record that may stand in for the runs ``keys`` (``(row, seed)`` pairs), or None.
 
@@ -251,7 +284,7 @@ def read_record(path, wanted: dict, keys, log=print) -> tuple[dict, dict, dict] 
     overrides, sets, crops, scales, ...) and it holds every run of ``keys``; otherwise ``log`` gets one line saying
     why (or that the file is missing: records live in a clone's ``docs/results/``) and None is returned, so the
     caller trains instead. Returns :func:`load_scores`' ``(scores, info, meta)``. Notebooks 08_ablations,
-    10_seed000."""
+    09_liif_metasr, 10_seed000."""
     path = Path(path)
     if not path.is_file():
         log(f"{path} is not here (records come with a clone of the repository): training instead")

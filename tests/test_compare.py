@@ -275,3 +275,26 @@ def test_read_record_uses_a_record_only_when_it_matches(tmp_path):
                      "training instead"]
     assert compare.read_record(tmp_path / "none.json", wanted, [], log=lines.append) is None
     assert lines[-1].startswith(f"{tmp_path / 'none.json'} is not here") and len(lines) == 2
+
+
+def test_save_arrays_round_trips_exactly_and_refuses_bad_names_and_files(tmp_path):
+    """compare.save_arrays / load_arrays: every array back bit for bit with its dtype and shape (oracle: the arrays
+    saved); names a zip member cannot hold and files that are not such a record give one-line CourseErrors."""
+    rng = np.random.default_rng(0)
+    arrays = {"siren features": rng.normal(size=(1, 4, 5, 6)).astype(np.float32), "psnr x3.5": np.float64(27.125),
+              "maps (Meta-SR)": rng.normal(size=(16, 3, 3)), "ids": np.arange(7, dtype=np.int16)}
+    path = compare.save_arrays(tmp_path / "sub" / "figures.npz", arrays)
+    back = compare.load_arrays(path)
+    assert sorted(back) == sorted(arrays)
+    for k, v in arrays.items():
+        assert back[k].dtype == np.asarray(v).dtype and back[k].shape == np.asarray(v).shape
+        assert np.array_equal(back[k], v)
+    assert [p.name for p in path.parent.iterdir()] == ["figures.npz"]  # no temporary file left behind
+    for bad in ({"a/b": np.zeros(1)}, {"": np.zeros(1)}, {3: np.zeros(1)}):
+        with pytest.raises(CourseError, match="array names must be"):
+            compare.save_arrays(tmp_path / "bad.npz", bad)
+    with pytest.raises(CourseError, match="does not exist"):
+        compare.load_arrays(tmp_path / "none.npz")
+    (tmp_path / "text.npz").write_text("not a zip")
+    with pytest.raises(CourseError, match="is not a compare.save_arrays file"):
+        compare.load_arrays(tmp_path / "text.npz")

@@ -7,13 +7,21 @@ in the features (section 3); the FLOP counter sees 3 * width of Meta-SR's fast-p
 lesson adds the other 3 * width by hand (section 5).
 """
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from course_lib import complexity, coords, liif, metasr
+from course_lib import compare, complexity, coords, liif, metasr
 from course_lib import notebook as nb
 from course_lib.decoders import DIINNDecoder
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSON = ROOT / "notebooks" / "09_liif_metasr.ipynb"
 
 
 def grid(size):
@@ -159,3 +167,54 @@ def test_metasr_output_is_linear_in_the_features(fast):
                               2 * dec(f1, coord, cell) - 0.5 * dec(f2, coord, cell), atol=1e-12)
         liif_dec = liif.LIIFDecoder(3, hidden=[8]).double()  # the contrast: LIIF is not linear in z
         assert not torch.allclose(liif_dec(2 * f1, coord, cell), 2 * liif_dec(f1, coord, cell), atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------- the recorded runs
+def _run_lesson(tmp_path, figures, *params):
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_lesson.py"), str(LESSON), "-p", "SMOKE=True",
+                           *[x for p in params for x in ("-p", p)], "--figures", str(figures)], capture_output=True,
+                          text=True, timeout=900, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def _tables(out: str) -> list[str]:
+    """The lesson's printed results from section 0's check on, less the runtime benchmark of section 6 (timings) and
+    what names a run folder, a time or a machine, or says where the scores came from."""
+    body = out[out.index("claim: every run was trained"):]
+    head, rest = body.split("\nmachine: ", 1)
+    rest = rest[rest.index(" (set, scale) pairs "):]
+    lines = (head + rest[rest.index("\n"):]).splitlines()
+    drop = ("[cell", "lesson run time", "09_liif_metasr.ipynb:", "row            seed", "precision:", "memory:",
+            "recorded ", "the EDSR-LESS pair's per-image scores")
+    return [ln for ln in lines if ln.strip() and not ln.startswith(drop) and " training in " not in ln
+            and "read back" not in ln]
+
+
+def test_the_lesson_reads_the_record_in_place_of_missing_runs(course_data, tmp_path):
+    """SMOKE once with `record = True` (trains 8 + 4 tiny runs, writes their scores, logs and figure data), then again
+    with the runs gone: the lesson must say it reads the record, print the same tables, checks and findings (the
+    EDSR-LESS gaps of section 8 included) and draw byte-identical figures, the weight-dependent ones of sections 2-4,
+    7 and 9 from the record's arrays. A record made with other overrides is refused, and the lesson trains instead."""
+    rec = tmp_path / "rec.json"
+    live = _run_lesson(tmp_path, tmp_path / "live", f"recorded={str(rec)!r}", "record=True")
+    assert "8 trained now" in live and "LIIF (EDSR-LESS) seed 1: training in" in live
+    assert "the recorded scores read back: exact" in live and "recorded figure arrays read back: exact" in live
+    scores, info, meta = compare.load_scores(rec)
+    assert len(scores) == 12 and meta["score_sets"] == {"Set5": [4.0, 3.5]} and meta["visual"] == ["Set5", "butterfly"]
+    figs = compare.load_arrays(rec.with_suffix(".npz"))
+    assert {"Meta-SR maps", "LIIF+SIREN-30 features", "LIIF ablation features", "LIIF sweep, ensemble off",
+            "DIINN (f) sweep", "Meta-SR x8 PSNR", "LIIF x3.5 window"} <= set(figs)
+    read = _run_lesson(tmp_path, tmp_path / "read", f"recorded={str(rec)!r}")
+    assert "8 of 8 runs are not in" in read and "figure data recorded in" in read
+    assert "trained now" not in read and " training in " not in read and "pair's per-image scores: read from" in read
+    got, want = _tables(read), _tables(live)
+    assert len(want) > 60 and got == want
+    pngs = sorted(p.name for p in (tmp_path / "live").iterdir())
+    assert len(pngs) >= 8 and pngs == sorted(p.name for p in (tmp_path / "read").iterdir())
+    assert [p for p in pngs if (tmp_path / "live" / p).read_bytes() != (tmp_path / "read" / p).read_bytes()] == []
+    meta["overrides"]["run.max_steps"] = 3  # another budget: the record no longer matches
+    compare.save_scores(rec, scores, None, **meta)
+    other = _run_lesson(tmp_path, tmp_path / "other", f"recorded={str(rec)!r}")
+    assert "overrides differs" in other and "8 trained now" in other
+

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import notebook_constant
 
-from course_lib import compare, complexity, coords, liif, metasr
+from course_lib import compare, complexity, coords, liif, metasr, train
 from course_lib import notebook as nb
 from course_lib.decoders import DIINNDecoder
 
@@ -218,3 +219,55 @@ def test_the_lesson_reads_the_record_in_place_of_missing_runs(course_data, tmp_p
     other = _run_lesson(tmp_path, tmp_path / "other", f"recorded={str(rec)!r}")
     assert "overrides differs" in other and "8 trained now" in other
 
+
+def test_the_record_is_what_the_lessons_parameters_ask_for(course_data):
+    """Section 0 uses docs/results/families-cpu.json (and its .npz) in place of missing runs only when its meta equals
+    the lesson's parameters; this keeps the two in step: the same config, overrides, sets, scales and figure
+    parameters; every family and the EDSR-LESS pair for every seed, scored on every image; each run's stored training
+    config exactly its row's (compare.run_changes), trained to the end of the budget; and every array the figures
+    read, shaped as the parameters make it."""
+    from course_lib import data
+
+    path = ROOT / notebook_constant(LESSON, "recorded")
+    scores, info, meta = compare.load_scores(path)
+    figs = compare.load_arrays(path.with_suffix(".npz"))
+    c = {name: notebook_constant(LESSON, name) for name in (
+        "config", "overrides", "score_sets", "score_limit", "score_crop", "visual", "visual_centre", "visual_side",
+        "visual_scales", "zoom_side", "sweep_scale", "sweep_points", "ablation_image", "ablation_scale",
+        "ablation_side", "families", "seeds")}
+    wanted = {"config": c["config"], "overrides": c["overrides"],
+              "score_sets": {k: [float(s) for s in v] for k, v in c["score_sets"].items()},
+              "score_limit": c["score_limit"], "score_crop": c["score_crop"], "visual": list(c["visual"]),
+              "visual_centre": list(c["visual_centre"]), "visual_side": c["visual_side"],
+              "visual_scales": [float(s) for s in c["visual_scales"]], "zoom_side": c["zoom_side"],
+              "sweep_scale": float(c["sweep_scale"]), "sweep_points": c["sweep_points"],
+              "ablation_image": list(c["ablation_image"]), "ablation_scale": float(c["ablation_scale"]),
+              "ablation_side": c["ablation_side"]}
+    assert {k: meta.get(k) for k in wanted} == wanted
+    less = {"LIIF (EDSR-LESS)": {**compare.FAMILY_ROWS["LIIF"], "model.encoder": "edsr-less"},
+            "LIIF+SIREN-30 (EDSR-LESS)": {**compare.FAMILY_ROWS["LIIF+SIREN-30"], "model.encoder": "edsr-less"}}
+    rows = {**{f: compare.FAMILY_ROWS[f] for f in c["families"]}, **less}
+    assert c["families"] == list(compare.FAMILY_ROWS) and c["seeds"] == [0, 1]
+    assert sorted(scores) == sorted((r, s) for r in rows for s in c["seeds"])
+    budget = train.load_config(c["config"]).run.max_steps
+    for (row, seed), per in scores.items():
+        sets = c["score_sets"] if row in c["families"] else {"Set5": c["score_sets"]["Set5"]}
+        assert set(per) == {(name, float(s)) for name, scs in sets.items() for s in scs}, (row, seed)
+        for (name, _), v in per.items():
+            assert len(v) == len(data.get_dataset(name)) and np.isfinite(v).all() and (v > 15).all()
+        over = {**c["overrides"], **rows[row], "run.seed": seed}
+        assert compare.run_changes(info[row, seed], c["config"], over) == []
+        assert info[row, seed]["steps"] == budget == 400 and info[row, seed]["seconds"] > 0
+    lr_side = round(c["visual_side"] / c["sweep_scale"])
+    shapes = {"LIIF+SIREN-30 features": (1, 64, lr_side, lr_side), "Meta-SR maps": (16, 3, 3),
+              "LIIF sweep, ensemble off": (c["sweep_points"],),
+              "LIIF ablation features": (1, 64, c["ablation_side"] // c["ablation_scale"],
+                                         c["ablation_side"] // c["ablation_scale"])}
+    for f in c["families"]:
+        shapes[f"{f} sweep"] = (c["sweep_points"],)
+        for s in c["visual_scales"]:
+            shapes[f"{f} x{s:g} window"], shapes[f"{f} x{s:g} PSNR"] = (3, c["zoom_side"], c["zoom_side"]), ()
+    assert {k: v.shape for k, v in figs.items()} == shapes
+    assert all(v.dtype == np.float32 and np.isfinite(v).all() for v in figs.values())
+    # the recorded windows are upscaled images, which SRModel.upscale clamps to [0, 1]
+    assert all(0 <= v.min() and v.max() <= 1 for k, v in figs.items() if k.endswith("window"))

@@ -43,6 +43,10 @@ FAMILY_ROWS = {
     "LIIF+SIREN-30": {"model.name": "liif", "model.options": {"mlp": "siren", "w0": 30.0}},
     "Meta-SR": {"model.name": "metasr"},
 }
+# Seed paper 003's encoder question (lesson 09, section 8): LIIF and LIIF+SIREN-30 again with the smaller EDSR-LESS
+# encoder, one more flag each.
+FAMILY_LESS_ROWS = {f"{name} (EDSR-LESS)": {**FAMILY_ROWS[name], "model.encoder": "edsr-less"}
+                    for name in ("LIIF", "LIIF+SIREN-30")}
 
 # Seed paper 000's models A-H (lesson 10; course_lib.diinn_var) at the same budget: the base config is
 # configs/seed000-a.yaml (model A, EDSR-baseline where the paper has RDN), and each row changes the model letter and,
@@ -323,7 +327,8 @@ def spread(scores: dict, reference: str, dataset: str, scale: float, level: floa
     return table
 
 
-ROW_SETS = {"table5": TABLE5_ROWS, "families": FAMILY_ROWS, "seed000": SEED000_ROWS}
+ROW_SETS = {"table5": TABLE5_ROWS, "families": FAMILY_ROWS, "families-less": FAMILY_LESS_ROWS,
+            "seed000": SEED000_ROWS}
 ROW_SET_CONFIGS = {"seed000": "seed000-a"}  # the base config of a row set whose rows are not one flag from compare-cpu
 
 
@@ -348,7 +353,8 @@ def cli(argv=None) -> int:
     p.add_argument("--config", default=None, help="the base config (default: compare-cpu; seed000-a for "
                    "--rows seed000)")
     p.add_argument("--rows", default="table5", choices=list(ROW_SETS), help="table5: (a)-(f) + 1/s; families: "
-                   "DIINN, LIIF, LIIF+SIREN, Meta-SR; seed000: seed paper 000's models A-H")
+                   "DIINN, LIIF, LIIF+SIREN, Meta-SR; families-less: LIIF and LIIF+SIREN with EDSR-LESS; "
+                   "seed000: seed paper 000's models A-H")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--root", default=None, help="folder of the runs (default: runs/<rows>-<config>)")
     p.add_argument("--override", "-o", nargs="*", default=[], help="key=value for every row, e.g. run.max_steps=200")

@@ -7,6 +7,7 @@ conversion, rather than refused. Derived in notebooks/00_sisr_problem.ipynb.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from pathlib import Path
 
@@ -183,3 +184,22 @@ def save_image(img: torch.Tensor, path) -> Path:
     arr = arr[:, :, 0] if arr.shape[2] == 1 else arr
     picture = Image.fromarray(np.ascontiguousarray(arr))
     return atomic_write(path, lambda f: picture.save(f, format=fmt, **options))
+
+
+def centre_crop(img: torch.Tensor, side: int | None) -> torch.Tensor:
+    """The centred ``side`` x ``side`` crop of a (..., H, W) image; ``None`` returns the image itself.
+
+    The course's rounding: ``top = (H - side) // 2``, ``left = (W - side) // 2``; a dimension shorter than ``side``
+    is kept whole (so the crop of a 480 x 320 image at 400 is 400 x 320). A centred crop of side ``c`` of this crop,
+    with ``side - c`` even, is the centred crop of side ``c`` of the whole image: that is how a GPU payload packs
+    256-px crops (scripts/gpu_campaign.py) that lesson 10 crops again to 96 px. Notebooks: 08_ablations,
+    09_liif_metasr, 10_seed000.
+    """
+    if side is None:
+        return img
+    if isinstance(side, bool) or not isinstance(side, numbers.Integral) or side < 1:
+        raise CourseError(f"crop side must be a positive number of pixels or None, got {side!r}")
+    if not isinstance(img, torch.Tensor) or img.dim() < 2:
+        raise CourseError(f"centre_crop needs an image tensor (..., H, W), got {getattr(img, 'shape', type(img))}")
+    top, left = max(0, (img.shape[-2] - side) // 2), max(0, (img.shape[-1] - side) // 2)
+    return img[..., top:top + side, left:left + side]

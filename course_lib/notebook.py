@@ -7,7 +7,8 @@ Used by every lesson (notebooks/00 ... 11). Four ideas:
   every lesson (:func:`setup_cell_source`), its "Open in Colab" badge (:func:`colab_badge`) and the lesson
   table in README.md.
 * :func:`setup` picks the device (CUDA when present, else CPU), seeds the generators and prints versions;
-  :func:`expected_runtime` states a lesson's run time and warns when a full-size run has no GPU.
+  :func:`expected_runtime` states a lesson's run time and warns when a full-size run has no GPU;
+  :func:`scratch_dir` gives SMOKE runs a temporary folder that is removed when the kernel exits.
 * :func:`cmp` compares a student's answer with the library's and prints ``exact`` / ``close`` / ``WRONG``
   (naming the entries that differ and their expected values); :func:`solution` prints the source of a worked
   solution (hidden until asked for). :func:`exercise` wraps a student's exercise function.
@@ -22,13 +23,17 @@ Used by every lesson (notebooks/00 ... 11). Four ideas:
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import math
 import os
 import platform
 import random
 import re
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -176,6 +181,22 @@ def expected_runtime(smoke: bool, cpu: str, gpu: str) -> None:
     if device().type != "cuda" and (seconds is None or seconds >= LONG_CPU_S):
         print(f"WARNING: no GPU, so this run takes about {cpu}. Set SMOKE = True in the parameters cell "
               "for a quick pass, or (Colab) Runtime > Change runtime type > GPU.")
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A new empty folder under the system's temporary directory, removed when this Python process exits.
+
+    SMOKE runs of lessons 05-11 train, record and score into such a folder (never into the real ``runs/``): the
+    Jupyter kernel, papermill's kernel or ``scripts/run_lesson.py`` deletes it on a normal exit, so CI's many
+    smoke runs do not fill the disk. A process that is killed leaves it behind, as ``tempfile.mkdtemp`` would.
+    ``prefix`` names the lesson, e.g. ``"lesson08_runs_"`` (all lessons).
+    """
+    if not prefix or os.sep in prefix or (os.altsep and os.altsep in prefix):
+        raise CourseError(f"scratch_dir: prefix {prefix!r} must be a non-empty name without a path separator, "
+                          "e.g. 'lesson08_runs_'")
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, True)  # ignore_errors: a folder the lesson removed itself is fine
+    return path
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from course_lib import data, evaluate, models, train  # noqa: E402
 from course_lib.errors import CourseError  # noqa: E402
-from course_lib.images import load_image_uint8  # noqa: E402
+from course_lib.images import centre_crop, load_image_uint8  # noqa: E402
 
 PART_BYTES = 15 * 2**20  # each returned file stays under the 16 MiB limit
 STATE_FILES = ("metrics.jsonl", "config.yaml")
@@ -50,21 +50,11 @@ PACK_SETS = ("T91", "BSD200", "Set5", "Set14")
 
 
 # ---------------------------------------------------------------------------------------------------- pack
-def centre_crop(img, side: int | None):
-    """The centred ``side`` x ``side`` crop of a (C, H, W) image (a dimension shorter than ``side`` is kept whole),
-    with the course's rounding (lesson 10's ``crop_folder``): top = (H - side) // 2. A centred crop of side c of this
-    crop, with ``side - c`` even, is the centred crop of side c of the whole image."""
-    if side is None:
-        return img
-    top, left = max(0, (img.shape[-2] - side) // 2), max(0, (img.shape[-1] - side) // 2)
-    return img[..., top:top + side, left:left + side]
-
-
 def pack(sets, out: Path, limit: int | None = None, crop: int | None = None) -> dict:
     """Lossless WebP copies of ``sets`` under ``out/<Set>/HR``; returns {set: (files, bytes)}.
 
     ``limit``: only the first images of each set (the registry's order, as ``data.get_dataset(limit=...)``);
-    ``crop``: only each image's centred ``crop`` x ``crop`` part (:func:`centre_crop`). Both shrink test sets for
+    ``crop``: only each image's centred ``crop`` x ``crop`` part (``images.centre_crop``). Both shrink test sets for
     a GPU run that scores centred crops of the first images (lesson 10: 96-px crops of the first 10; packing
     ``--limit 10 --crop 256`` gives the very same 96-px crops). Never use a cropped pack to train or to score whole
     images: the folder keeps the set's name."""

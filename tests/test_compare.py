@@ -29,6 +29,18 @@ def test_family_rows_build_their_families():
         assert m.config.get("mlp") == ("siren" if "SIREN" in name else ("relu" if "LIIF" in name else None))
 
 
+def test_edsr_less_rows_are_their_family_rows_with_the_smaller_encoder():
+    assert list(compare.FAMILY_LESS_ROWS) == ["LIIF (EDSR-LESS)", "LIIF+SIREN-30 (EDSR-LESS)"]
+    assert compare.ROW_SETS["families-less"] is compare.FAMILY_LESS_ROWS
+    for name, over in compare.FAMILY_LESS_ROWS.items():
+        family = name.removesuffix(" (EDSR-LESS)")
+        assert over == {**compare.FAMILY_ROWS[family], "model.encoder": "edsr-less"}
+        cfg = train.load_config("compare-cpu", overrides=over)
+        m = train.build_model(cfg.model)
+        assert m.config["name"] == "liif" and m.config["encoder"] == "edsr-less"
+        assert m.config["mlp"] == ("siren" if "SIREN" in name else "relu")
+
+
 def test_run_dir_names():
     assert compare.run_dir("r", "(f) 1/s", 1).as_posix() == "r/f-1-s-seed1"
     assert compare.run_dir("r", "LIIF+SIREN-30", 0).name == "liif-siren-30-seed0"

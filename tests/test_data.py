@@ -345,3 +345,19 @@ def test_verify_without_known_hashes_still_finds_a_missing_image(data_dir, tmp_p
     gone = sorted(folder.iterdir())[0]
     gone.unlink()
     assert data.verify("T91", folder) == [f"{folder / gone.stem}.bmp: missing"]
+
+
+def test_crop_set_writes_the_centre_crops_under_a_labelled_folder(course_data, tmp_path):
+    from course_lib import evaluate
+    from course_lib.images import load_image_uint8
+
+    folder = data.crop_set("Set14", 96, tmp_path / "crops", limit=3)
+    assert folder == tmp_path / "crops" / "Set14-crop96"
+    hr = data.get_dataset("Set14", limit=3)
+    assert sorted(p.stem for p in folder.iterdir()) == sorted(hr.names)
+    for i, name in enumerate(hr.names):  # the set's own pixels, by slicing by hand (Set14 images exceed 96 px)
+        img = hr[i]
+        top, left = (img.shape[1] - 96) // 2, (img.shape[2] - 96) // 2
+        assert torch.equal(load_image_uint8(folder / f"{name}.png"), img[:, top:top + 96, left:left + 96])
+    (row,) = evaluate.evaluate("bicubic", [folder], [2], progress=False)
+    assert row["dataset"] == "Set14-crop96" and row["n_images"] == 3

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from course_lib.errors import CourseError
-from course_lib.images import load_image, load_image_uint8, save_image
+from course_lib.images import centre_crop, load_image, load_image_uint8, save_image
 
 RNG = np.random.default_rng(0)
 
@@ -191,3 +191,30 @@ def test_save_image_into_a_directory_or_under_a_file(tmp_path):
     (tmp_path / "f.png").write_bytes(b"x")
     with pytest.raises(CourseError, match=r"lies under .*f\.png, which is a file"):
         save_image(torch.rand(3, 4, 4), tmp_path / "f.png" / "x.png")
+
+
+@pytest.mark.parametrize("shape, side, rows, cols", [
+    ((3, 7, 9), 3, (2, 5), (3, 6)),      # odd margins: (7 - 3) // 2 = 2, (9 - 3) // 2 = 3
+    ((3, 8, 8), 3, (2, 5), (2, 5)),      # (8 - 3) // 2 = 2: the extra row and column fall below and right
+    ((1, 3, 6, 4), 5, (0, 5), (0, 4)),   # a batch; W = 4 < 5 is kept whole
+    ((5, 4), 8, (0, 5), (0, 4)),         # both dimensions shorter: the image itself
+    ((3, 6, 6), 6, (0, 6), (0, 6)),
+])
+def test_centre_crop_by_hand(shape, side, rows, cols):
+    img = torch.arange(int(np.prod(shape))).reshape(shape)
+    assert torch.equal(centre_crop(img, side), img[..., rows[0]:rows[1], cols[0]:cols[1]])
+    assert centre_crop(img, np.int64(side)).shape == centre_crop(img, side).shape  # numpy integers are sides too
+    assert centre_crop(img, None) is img
+
+
+def test_centre_crop_of_a_centre_crop():
+    # a centred crop of side c of the centred crop of side s (s - c even) is the centred crop of side c: the GPU
+    # payload packs 256-px crops that lesson 10 crops again to 96 px
+    img = torch.arange(3 * 321 * 480).reshape(3, 321, 480)
+    assert torch.equal(centre_crop(centre_crop(img, 256), 96), centre_crop(img, 96))
+
+
+@pytest.mark.parametrize("side", [0, -3, 2.5, True, "64"])
+def test_centre_crop_rejects_a_bad_side(side):
+    with pytest.raises(CourseError, match="crop side must be a positive number of pixels"):
+        centre_crop(torch.zeros(3, 8, 8), side)

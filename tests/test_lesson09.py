@@ -216,8 +216,10 @@ def test_the_lesson_reads_the_record_in_place_of_missing_runs(course_data, tmp_p
     assert [p for p in pngs if (tmp_path / "live" / p).read_bytes() != (tmp_path / "read" / p).read_bytes()] == []
     meta["overrides"]["run.max_steps"] = 3  # another budget: the record no longer matches
     compare.save_scores(rec, scores, None, **meta)
-    other = _run_lesson(tmp_path, tmp_path / "other", f"recorded={str(rec)!r}")
+    other = _run_lesson(tmp_path, tmp_path / "other", f"recorded={str(rec)!r}", "runtime_timing='read'")
     assert "overrides differs" in other and "8 trained now" in other
+    # section 6 read the committed benchmark rows (RDN, 48 -> 128 / 256 / 512) instead of timing tiny ones
+    assert "read docs/results/runtime-families-cpu.json" in other and "LIIF + rdn" in other
 
 
 def test_the_record_is_what_the_lessons_parameters_ask_for(course_data):
@@ -244,9 +246,7 @@ def test_the_record_is_what_the_lessons_parameters_ask_for(course_data):
               "ablation_image": list(c["ablation_image"]), "ablation_scale": float(c["ablation_scale"]),
               "ablation_side": c["ablation_side"]}
     assert {k: meta.get(k) for k in wanted} == wanted
-    less = {"LIIF (EDSR-LESS)": {**compare.FAMILY_ROWS["LIIF"], "model.encoder": "edsr-less"},
-            "LIIF+SIREN-30 (EDSR-LESS)": {**compare.FAMILY_ROWS["LIIF+SIREN-30"], "model.encoder": "edsr-less"}}
-    rows = {**{f: compare.FAMILY_ROWS[f] for f in c["families"]}, **less}
+    rows = {**{f: compare.FAMILY_ROWS[f] for f in c["families"]}, **compare.FAMILY_LESS_ROWS}
     assert c["families"] == list(compare.FAMILY_ROWS) and c["seeds"] == [0, 1]
     assert sorted(scores) == sorted((r, s) for r in rows for s in c["seeds"])
     budget = train.load_config(c["config"]).run.max_steps
@@ -271,3 +271,20 @@ def test_the_record_is_what_the_lessons_parameters_ask_for(course_data):
     assert all(v.dtype == np.float32 and np.isfinite(v).all() for v in figs.values())
     # the recorded windows are upscaled images, which SRModel.upscale clamps to [0, 1]
     assert all(0 <= v.min() and v.max() <= 1 for k, v in figs.items() if k.endswith("window"))
+
+
+def test_the_stored_runtime_rows_are_what_section_6_asks_for():
+    """With runtime_timing = "read", section 6 reads docs/results/runtime-families-cpu.json instead of timing: it must
+    hold every (family, path) row at the lesson's encoder, input and output sizes, timed in fp32 on a named CPU."""
+    import json
+
+    assert notebook_constant(LESSON, "runtime_timing") in ("here", "read")
+    stored = json.loads((ROOT / notebook_constant(LESSON, "runtime_json")).read_text())
+    encoder, sizes = notebook_constant(LESSON, "runtime_encoder"), notebook_constant(LESSON, "runtime_sizes")
+    timed = {(r["model"], r["path"], r["precision"], r["input"], r["size"]): r["ms"] for r in stored["rows"]
+             if "size" in r}
+    for family in ("DIINN (f)", "LIIF", "Meta-SR"):
+        for path in ("reference", "fast"):
+            for n in sizes:
+                assert timed[f"{family} + {encoder}", path, "fp32", 48, n] > 0, (family, path, n)
+    assert "AVX2" in stored["machine"] and "threads" in stored["machine"]

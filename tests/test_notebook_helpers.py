@@ -297,6 +297,31 @@ def test_setup_and_expected_runtime(capsys, monkeypatch):
     assert "WARNING" not in capsys.readouterr().out
 
 
+def test_scratch_dir_is_removed_when_the_process_exits(tmp_path):
+    # a child process with its own temporary directory: the folder (and what was written in it) exists while the
+    # process runs and is gone after a normal exit; a folder removed by the lesson itself is no error
+    code = ("from course_lib import notebook as nb\n"
+            "a = nb.scratch_dir('lesson99_runs_'); (a / 'x' / 'y').mkdir(parents=True)\n"
+            "(a / 'x' / 'y' / 'f').write_text('1')\n"
+            "b = nb.scratch_dir('lesson99_eval_'); b.rmdir()\n"
+            "print(a.name.startswith('lesson99_runs_'), a.parent == b.parent, (a / 'x' / 'y' / 'f').is_file())\n"
+            "print(a.parent)")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 0, run.stderr
+    first, parent = run.stdout.splitlines()
+    assert first == "True True True" and Path(parent).resolve() == tmp.resolve()
+    assert list(tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize("prefix", ["", "a/b", "../x"])
+def test_scratch_dir_rejects_a_path_as_prefix(prefix):
+    with pytest.raises(CourseError, match="without a path separator"):
+        nb.scratch_dir(prefix)
+
+
 @pytest.mark.parametrize("text, seconds", [("175 s (2 cores)", 175), ("1.5 min", 90), ("about 4 min", 240),
                                            ("2 h", 7200), ("5 s", 5), ("a while", None)])
 def test_runtime_seconds(text, seconds):

@@ -229,6 +229,9 @@ def test_notebook_runs_at_smoke_size(path, tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     if DATA is not None:
         monkeypatch.setenv("COURSE_DATA_DIR", str(DATA))
+    scratch = tmp_path / "tmp"  # the kernel's temporary directory: nothing the lesson puts there may outlive it
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
     start = time.perf_counter()
     try:
         papermill.execute_notebook(str(path), str(tmp_path / path.name), parameters={"SMOKE": True},
@@ -241,6 +244,9 @@ def test_notebook_runs_at_smoke_size(path, tmp_path, monkeypatch):
     elapsed = time.perf_counter() - start
     print(f"{path.name}: {elapsed:.1f} s at smoke size")
     assert elapsed < SMOKE_LIMIT_S
+    # CI runs every lesson: leftovers would fill its disk (torch's compile cache is torch's, and bounded)
+    left = sorted(p.name for p in scratch.iterdir() if not p.name.startswith("torchinductor_"))
+    assert left == [], f"{path.name} left temporary files behind: {left} (make folders with nb.scratch_dir)"
     import nbformat
 
     text = "".join(o.get("text", "") for c in nbformat.read(str(tmp_path / path.name), as_version=4).cells

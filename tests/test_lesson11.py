@@ -16,6 +16,7 @@ from torch import nn
 
 from course_lib import complexity, degrade, evaluate, memnet, metrics, models, srgan
 from course_lib import notebook as nb
+from course_lib.images import centre_crop
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSON = ROOT / "notebooks" / "11_fixed_scale.ipynb"
@@ -157,8 +158,8 @@ def test_zero_mean_detail_is_invisible_after_area_downsampling():
 
 
 def test_score_reproduces_evaluate_for_bicubic(course_data):
-    ns = lesson_definitions("Interpolation", "LAPLACIAN", "laplacian_energy", "centre_crop", "load_images", "score",
-                            data=__import__("course_lib.data", fromlist=["data"]))
+    ns = lesson_definitions("Interpolation", "LAPLACIAN", "laplacian_energy", "load_images", "score",
+                            data=__import__("course_lib.data", fromlist=["data"]), centre_crop=centre_crop)
     images = ns["load_images"]("Set5", None, None)
     mine = ns["score"](models.build("bicubic"), images, 4)
     (row,) = evaluate.evaluate("bicubic", ["Set5"], [4], protocol="paper", progress=False, per_image=True)

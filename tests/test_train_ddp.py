@@ -33,7 +33,8 @@ def test_two_processes_match_each_other_and_one_big_batch(tmp_path):
     write_images(tmp_path / "train", 8)
     write_images(tmp_path / "val", 1, size=(16, 20), seed=1)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
-                                                                        os.environ.get("PYTHONPATH")]))}
+                                                                        os.environ.get("PYTHONPATH")])),
+           "TMPDIR": str(tmp_path)}  # torchrun's own torchelastic_* folders go with the test's folder
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            __file__, str(tmp_path)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

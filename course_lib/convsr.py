@@ -39,7 +39,7 @@ MEMORY_SHARE = 0.5  # the default tiles: the largest whose estimated peak fits i
 
 
 def fixed_output_size(name: str, factor: int, lr_size, scale=None, size=None, resize: bool = False):
-    """Output size for a fixed-scale (x ``factor``) model: (H, W, resized?) (lesson 11, planned).
+    """Output size for a fixed-scale (x ``factor``) model: (H, W, resized?) (lesson 11).
 
     ``scale`` must be ``factor`` and ``size`` must be ``factor`` x the input size; anything else raises a
     CourseError naming the model, the request and the ways out, unless ``resize=True`` (then the x ``factor``
@@ -61,7 +61,7 @@ def fixed_output_size(name: str, factor: int, lr_size, scale=None, size=None, re
 
 
 def tiled(fn, x: torch.Tensor, factor: int, tile: int, halo: int, progress=None, desc: str = "tiles"):
-    """``fn(x)`` computed tile by tile: exact when ``halo`` covers ``fn``'s receptive radius (lesson 11, planned).
+    """``fn(x)`` computed tile by tile: exact when ``halo`` covers ``fn``'s receptive radius (lesson 11).
 
     ``fn`` maps (B, C, h, w) to (B, C', factor h, factor w). ``x`` is cut into ``tile`` x ``tile`` cores; each is
     computed with up to ``halo`` extra input pixels on every side (fewer at the image border, where ``fn``'s own
@@ -131,7 +131,7 @@ class ConvSR(nn.Module):
     @torch.no_grad()
     def upscale(self, lr: torch.Tensor, scale=None, size=None, chunk_size: int | None = None, amp: bool = False,
                 progress: bool | None = None, resize: bool = False) -> torch.Tensor:
-        """Upscale ``lr`` (B, 3, h, w) in [0, 1] by ``scale`` or to ``size`` = (H, W) (lesson 11, planned).
+        """Upscale ``lr`` (B, 3, h, w) in [0, 1] by ``scale`` or to ``size`` = (H, W) (lesson 11).
 
         ``chunk_size``: output pixels per tile core (default: one pass if it fits in half the free memory, else
         the largest tiles that do); the result does not depend on it (exact halos). ``amp``: autocast as

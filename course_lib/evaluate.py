@@ -130,7 +130,7 @@ def evaluate(model_or_name, datasets, scales, protocol="paper", device=None, chu
     ``metrics``: None (the three above) or names from ``METRICS``; ``"alex"`` adds seed 004's AlexNet-feature
     similarity (``metrics.alex_similarity``, weights ``alex_weights``: "imagenet", a file, or "random" for tests)
     as ``"alex"`` plus ``"alex_weights"`` (where the weights came from). ``resize_fixed``: see the module docstring.
-    Notebook: 07_evaluation (per-image rows: 08_ablations; ALEX and fixed scales: 11_fixed_scale, planned).
+    Notebook: 07_evaluation (per-image rows: 08_ablations; ALEX and fixed scales: 11_fixed_scale).
     """
     p = _metrics.get_protocol(protocol)
     wanted = check_metrics(metrics)

@@ -1,4 +1,4 @@
-"""GAN training inside the course's trainer: SRGAN's alternating discriminator / generator step  (lesson 11, planned).
+"""GAN training inside the course's trainer: SRGAN's alternating discriminator / generator step  (lesson 11).
 
 Seed paper 004 trains SRGAN as Ledig does: first the generator alone on the pixel MSE (SRResNet, "pre-training"),
 then alternating updates of the discriminator D and the generator G. This module is that second half, and nothing
@@ -47,7 +47,7 @@ GAN_DEFAULTS = {"pretrain_steps": 0, "adversarial_weight": ADVERSARIAL_WEIGHT, "
 
 
 def gan_options(options: dict) -> dict:
-    """``loss.gan`` checked, with :data:`GAN_DEFAULTS` filled in (lesson 11, planned).
+    """``loss.gan`` checked, with :data:`GAN_DEFAULTS` filled in (lesson 11).
 
     ``pretrain_steps`` (int >= 0: steps of pixel loss only before D starts), ``adversarial_weight`` (004: 1e-3),
     ``form`` (``"004"`` or ``"ledig"``; YAML reads a bare 004 as the number 4, taken as "004"), ``lr`` (D's learning
@@ -79,7 +79,7 @@ def gan_options(options: dict) -> dict:
 
 
 def check_loss(cfg) -> None:
-    """The ``loss`` section of a config, checked when it is read: one CourseError per problem (lesson 11, planned)."""
+    """The ``loss`` section of a config, checked when it is read: one CourseError per problem (lesson 11)."""
     loss, d = cfg.loss, cfg.data
     if loss.pixel not in PIXEL_LOSSES:
         raise CourseError(f"loss.pixel must be one of {', '.join(PIXEL_LOSSES)}, got {loss.pixel!r}")

@@ -1,4 +1,4 @@
-"""MemNet: a deep recursive network that refines a bicubic upsampling, on the Y channel  (lesson 11, planned).
+"""MemNet: a deep recursive network that refines a bicubic upsampling, on the Y channel  (lesson 11).
 
 MemNet (Tai et al., ICCV'17) as its official Caffe code builds it (``tyshiwo/MemNet``, the M6R6 prototxt), the
 model seed paper 004 trains. Its input ``x`` is the **bicubic-upsampled** LR image's Y channel (pre-upsampling:
@@ -138,7 +138,7 @@ def euclidean_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def memnet_loss(y: torch.Tensor, ys: list[torch.Tensor], target: torch.Tensor, weighting: str = "tai"):
-    """MemNet's training loss from :meth:`MemNet.outputs` (lesson 11, planned).
+    """MemNet's training loss from :meth:`MemNet.outputs` (lesson 11).
 
     ``"tai"`` (default, the released prototxt): :func:`euclidean_loss` of the final ``y`` plus that of every
     ``y_m``, all weight 1 (a single-supervised net: just ``y``). ``"004"`` (the paper's App. 7.2.2):

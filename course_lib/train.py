@@ -153,7 +153,7 @@ def build_dataset(cfg: Config):
 # 3. Objective: the loss of one batch (a module, so that DistributedDataParallel can wrap it)
 # ----------------------------------------------------------------------------------------------------
 class Objective(nn.Module):
-    """The loss of one batch for either recipe (lesson 06; the ``loss`` section: lesson 11, planned).
+    """The loss of one batch for either recipe (lesson 06; the ``loss`` section: lesson 11).
 
     * ``authors``: batch = list over scales of (lr (B,3,p,p), hr (B,3,ps,ps)) in [0, 1]; loss = mean over the
       scales of the pixel loss of ``model.predict(lr, hr size)`` (every HR pixel of every patch queried), plus
@@ -218,7 +218,7 @@ class Objective(nn.Module):
 
 def content_network(loss: LossConfig, device) -> nn.Module | None:
     """SRGAN's VGG content loss for ``loss.content_weight > 0`` (None otherwise): ImageNet VGG19 weights or one line
-    saying how to get them; ``loss.vgg_weights=random`` only for tests and smoke runs (lesson 11, planned)."""
+    saying how to get them; ``loss.vgg_weights=random`` only for tests and smoke runs (lesson 11)."""
     if not loss.content_weight:
         return None
     from .srgan import VGGLoss
@@ -232,7 +232,7 @@ def content_network(loss: LossConfig, device) -> nn.Module | None:
 
 
 def check_fits(cfg: Config, model: nn.Module, world: int = 1) -> None:
-    """Refuse at the start of a run, in one line, a config this model cannot train with (lesson 11, planned): the
+    """Refuse at the start of a run, in one line, a config this model cannot train with (lesson 11): the
     LIIF recipe for a convolutional model, other scales for a fixed-scale one (training or validation), MemNet's
     loss for another model, a GAN under several processes."""
     name = getattr(model, "config", {}).get("name", type(model).__name__)

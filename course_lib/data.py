@@ -238,11 +238,17 @@ def crop_set(name: str, side: int, root, limit: int | None = None) -> Path:
 
     Scoring crops instead of whole images makes a lesson's evaluation quick; the folder's name (``Set5-crop96``) is
     the dataset label that ``evaluate.evaluate`` and ``compare.score_rows`` give its scores, so crops are never
-    mistaken for the whole set. The pixels are the set's own (PNG is lossless). Notebooks: 08_ablations,
+    mistaken for the whole set. The pixels are the set's own (PNG is lossless). A folder that already holds other
+    images (another ``limit``) is refused rather than mixed or emptied. Notebooks: 08_ablations,
     09_liif_metasr, 10_seed000.
     """
     hr_set = get_dataset(name, limit=limit)
     folder = Path(root) / f"{name}-crop{side}"
+    others = sorted(p.name for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                    and p.stem not in hr_set.names) if folder.is_dir() else []
+    if others:  # a folder scored as the set must hold exactly these crops; never delete what is there
+        raise CourseError(f"{folder} already holds {len(others)} image(s) that are not among these crops (e.g. "
+                          f"{others[0]}): give crop_set another root, or empty that folder")
     for i in range(len(hr_set)):
         save_image(centre_crop(hr_set[i], side), folder / f"{hr_set.names[i]}.png")
     return folder

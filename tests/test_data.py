@@ -361,3 +361,7 @@ def test_crop_set_writes_the_centre_crops_under_a_labelled_folder(course_data, t
         assert torch.equal(load_image_uint8(folder / f"{name}.png"), img[:, top:top + 96, left:left + 96])
     (row,) = evaluate.evaluate("bicubic", [folder], [2], progress=False)
     assert row["dataset"] == "Set14-crop96" and row["n_images"] == 3
+    assert data.crop_set("Set14", 96, tmp_path / "crops", limit=3) == folder  # the same crops again: replaced
+    with pytest.raises(CourseError, match=r"already holds 1 image\(s\) that are not among these crops"):
+        data.crop_set("Set14", 96, tmp_path / "crops", limit=2)  # fewer: the third would be scored with them
+    assert len(list(folder.iterdir())) == 3  # nothing deleted

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import images
 from .errors import CourseError, check_scale
 from .progress import LazyBar
 
@@ -93,18 +94,14 @@ class ConvSR(nn.Module):
     network: 1 for pre-upsampling, 4 for SRResNet), and defines ``halo`` (the network's receptive radius in input
     pixels), ``floats_per_pixel`` (activations alive per input pixel at the peak, for the memory check) and
     ``_upscale(lr, H, W, tile, progress)`` -> (B, 3, H, W) in [0, 1]. ``normalize``/``denormalize`` are
-    ``SRModel``'s, so ``predict`` works in the same normalised space. Notebook: 11_fixed_scale."""
+    ``images.normalize``/``denormalize``, as ``SRModel``'s, so ``predict`` works in the same normalised space.
+    Notebook: 11_fixed_scale."""
 
     fixed_scale: int | None = None
     factor: int = 1
 
-    @staticmethod
-    def normalize(x: torch.Tensor) -> torch.Tensor:
-        return (x - 0.5) / 0.5
-
-    @staticmethod
-    def denormalize(y: torch.Tensor) -> torch.Tensor:
-        return y * 0.5 + 0.5
+    normalize = staticmethod(images.normalize)  # [0, 1] -> [-1, 1], the space encoders read and predict returns
+    denormalize = staticmethod(images.denormalize)
 
     @property
     def name(self) -> str:

@@ -142,6 +142,20 @@ def to_uint8(img: torch.Tensor) -> torch.Tensor:
     return (img.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
 
 
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """Image in [0, 1] -> the models' internal space [-1, 1]: ``(x - 0.5) / 0.5`` (the authors' and LIIF's
+    convention; every course model's encoder reads, and its ``predict`` returns, this space).
+
+    Notebook: 04_modulated_periodic_decoder (the training target ``(hr - 0.5) / 0.5``).
+    """
+    return (x - 0.5) / 0.5
+
+
+def denormalize(y: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`normalize`: ``y * 0.5 + 0.5`` (unclamped). Notebook: 04_modulated_periodic_decoder."""
+    return y * 0.5 + 0.5
+
+
 # Formats that keep every 8-bit pixel exactly: (PIL format name, save options). JPEG, GIF (a 256-colour palette),
 # PDF and the rest would change the pixels that were computed, so save_image refuses them.
 LOSSLESS = {".png": ("PNG", {}), ".bmp": ("BMP", {}), ".tif": ("TIFF", {}), ".tiff": ("TIFF", {}),

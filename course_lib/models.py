@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import allocator
+from . import allocator, images
 from .coords import grid_chunk, make_cell
 from .data import sha256_file
 from .decoders import VARIANTS, DIINNDecoder
@@ -252,13 +252,8 @@ class SRModel(nn.Module):
         self.encoder, self.decoder, self.skip = encoder, decoder, skip
         self.config = dict(config or {})
 
-    @staticmethod
-    def normalize(x: torch.Tensor) -> torch.Tensor:
-        return (x - 0.5) / 0.5
-
-    @staticmethod
-    def denormalize(y: torch.Tensor) -> torch.Tensor:
-        return y * 0.5 + 0.5
+    normalize = staticmethod(images.normalize)  # [0, 1] -> [-1, 1], the space encoders read and predict returns
+    denormalize = staticmethod(images.denormalize)
 
     def encode(self, lr: torch.Tensor) -> torch.Tensor:
         """LR image in [0, 1] -> feature map (B, C, h, w)."""

@@ -13,10 +13,11 @@ Used by every lesson (notebooks/00 ... 11). Four ideas:
   (naming the entries that differ and their expected values); :func:`solution` prints the source of a worked
   solution (hidden until asked for). :func:`exercise` wraps a student's exercise function.
 * **Strict mode** (:func:`strict`): under CI or papermill a failed :func:`cmp` raises :class:`CheckFailed`, so the
-  notebook run fails; and an exercise left as committed (its function returns None) is answered by the stored
-  solution (:data:`SOLUTIONS`, from ``course_lib/solutions.py``), so its check still runs. A student in Jupyter gets the printed line and goes on.
-  Strict is on with ``COURSE_STRICT=1``, off with ``COURSE_STRICT=0``, and otherwise on exactly when the kernel
-  was started by nbclient (papermill, ``jupyter nbconvert --execute``): see :func:`batch_kernel`.
+  notebook run fails; and an exercise left as committed (its function returns None) is answered by the stored solution
+  (:data:`SOLUTIONS`, from ``course_lib/solutions.py``), so its check still runs. A student in Jupyter gets the
+  printed line and goes on. Strict is on with ``COURSE_STRICT=1``, off with ``COURSE_STRICT=0``, and otherwise on
+  exactly when the kernel was started by nbclient (papermill, ``jupyter nbconvert --execute``): see
+  :func:`batch_kernel`.
 * :func:`slider` is an ``ipywidgets`` slider that degrades to one call with the default values when there is
   no frontend (papermill, CI, ``COURSE_HEADLESS=1``), so lessons with widgets still run headless.
 """

@@ -218,3 +218,16 @@ def test_centre_crop_of_a_centre_crop():
 def test_centre_crop_rejects_a_bad_side(side):
     with pytest.raises(CourseError, match="crop side must be a positive number of pixels"):
         centre_crop(torch.zeros(3, 8, 8), side)
+
+
+def test_normalize_by_hand_and_inverse():
+    from course_lib import convsr, images, models
+
+    x = torch.tensor([0.0, 0.25, 0.5, 1.0])
+    assert torch.equal(images.normalize(x), torch.tensor([-1.0, -0.5, 0.0, 1.0]))  # (x - 0.5) / 0.5 by hand
+    y = torch.rand(2, 3, 5, 7)
+    assert torch.allclose(images.denormalize(images.normalize(y)), y, atol=1e-7)
+    assert torch.equal(images.denormalize(torch.tensor([-1.5, 0.0, 1.5])), torch.tensor([-0.25, 0.5, 1.25]))  # unclamped
+    # every model family reads and returns the same space: SRModel (DIINN, LIIF, Meta-SR) and ConvSR (MemNet, SRResNet)
+    for cls in (models.SRModel, convsr.ConvSR):
+        assert cls.normalize is images.normalize and cls.denormalize is images.denormalize

@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import torch
@@ -214,7 +215,8 @@ def main(argv=None) -> int:
                   f"{ref['gmac'] / r['gmac']:.2f}x in multiply-adds (the time ratio if only the products took "
                   "time, at one rate)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": precision.machine(device), "rows": rows}, indent=1) + "\n")
+        Path(args.json).write_text(json.dumps({"machine": precision.machine(device), "date": date.today().isoformat(),
+                                           "rows": rows}, indent=1) + "\n")
     return 0
 
 

@@ -3,18 +3,21 @@
 import json
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_runtime.py"
 
 
 def test_table4_has_liif_and_metasr_rows(tmp_path):
-    out = tmp_path / "rows.json"
+    out, day = tmp_path / "rows.json", date.today().isoformat()
     run = subprocess.run([sys.executable, str(SCRIPT), "--models", "liif", "metasr", "--encoders", "edsr-less",
                           "--sizes", "24", "32", "--input", "8", "--runs", "1", "--warmup", "0", "--paths", "fast",
                           "--device", "cpu", "--json", str(out)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
-    rows = json.loads(out.read_text())["rows"]
+    record = json.loads(out.read_text())
+    rows = record["rows"]
+    assert record["date"] in {day, date.today().isoformat()} and record["machine"]  # a figure names when and where
     timed = {(r["model"], r["size"]) for r in rows if r["path"] == "fast"}
     assert timed >= {("LIIF + edsr-less", 24), ("LIIF + edsr-less", 32), ("Meta-SR + edsr-less", 24),
                      ("Meta-SR + edsr-less", 32)}

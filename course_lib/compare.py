@@ -5,7 +5,8 @@ with the same config and budget (``configs/compare-cpu.yaml`` on a CPU), one run
 that was interrupted and skipping one that is finished, so a notebook cell or a script can be re-run at no cost.
 :func:`score_rows` evaluates the runs with per-image scores, and :func:`spread` puts the spread between seeds
 next to the differences between rows. :func:`save_scores` records the per-image scores (and what each run cost)
-so a lesson can rebuild its tables without the runs; :func:`load_scores` reads them back.
+so a lesson can rebuild its tables without the runs; :func:`load_scores` reads them back, and
+:func:`merge_records` joins records that scored parts of one comparison (e.g. a few rows per GPU command).
 
     rows = {"(f)": {}, "(a)": {"model.variant": "a"}}
     runs = compare.train_rows("compare-cpu", rows, seeds=[0, 1], root="runs/table5")
@@ -249,6 +250,52 @@ def load_scores(path) -> tuple[dict, dict, dict]:
                           "compare.save_scores") from None
 
 
+# Meta keys that may differ between the parts of one record: where and when each part was made.
+MERGE_FREE = ("machine", "date")
+
+
+def merge_records(paths, out) -> Path:
+    """Join :func:`save_scores` records made with the same settings into one (e.g. a GPU campaign that trains and
+    scores a few rows per command, each command possibly on a fresh machine: docs/GPU_QUEUE.md row 3).
+
+    The result holds every part's runs, in the parts' order, and the parts' meta; ``machine`` and ``date``
+    (:data:`MERGE_FREE`) may differ between parts and are joined with "; ". A part whose other meta differ, or a
+    (row, seed) in two parts, is refused in one line naming it: such parts do not make one comparison. Written
+    atomically; :func:`load_scores` and :func:`read_record` read the result like any record. Notebook 10_seed000.
+    """
+    import json
+
+    from .files import atomic_write
+
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise CourseError("merge_records: give at least one record to merge")
+    meta, runs, where, free = None, [], {}, {k: [] for k in MERGE_FREE}
+    for path in paths:
+        load_scores(path)  # one-line refusal of a missing or malformed part
+        doc = json.loads(path.read_text())
+        part = dict(doc.get("meta") or {})
+        for k in MERGE_FREE:
+            if k in part and part[k] not in free[k]:
+                free[k].append(part[k])
+        fixed = {k: v for k, v in part.items() if k not in MERGE_FREE}
+        if meta is None:
+            meta, first = fixed, path
+        elif fixed != meta:
+            differ = sorted(k for k in set(fixed) | set(meta) if fixed.get(k) != meta.get(k))
+            raise CourseError(f"{path} was made with other settings than {first} ({', '.join(differ)} differ): "
+                              "merge only records of one comparison")
+        for entry in doc["runs"]:
+            key = (entry["row"], int(entry["seed"]))
+            if key in where:
+                raise CourseError(f"{key[0]} seed {key[1]} is in both {where[key]} and {path}: keep it in one part")
+            where[key] = path
+            runs.append(entry)
+    meta.update({k: "; ".join(map(str, v)) for k, v in free.items() if v})
+    doc = {"meta": meta, "runs": runs}
+    return atomic_write(Path(out), lambda f: f.write(json.dumps(doc, indent=1) + "\n"), "w")
+
+
 def save_arrays(path, arrays: dict) -> Path:
     """Record named arrays (what a lesson's figures draw from the runs' weights: features, curves, image windows)
     as a compressed ``.npz``, written atomically, so that a record of scores (:func:`save_scores`) can stand in for
@@ -345,7 +392,8 @@ def format_spread(table: list[dict], dataset: str, scale: float, reference: str)
 
 def cli(argv=None) -> int:
     """``python -m course_lib compare --rows table5 --seeds 0 1 --root runs/table5-cpu --datasets Set14 --scales 4``:
-    train the grid (resumably), score it and print the spread table of each (dataset, scale)."""
+    train the grid (resumably), score it and print the spread table of each (dataset, scale). ``--merge A.json
+    B.json --out C.json`` joins records of one comparison instead (:func:`merge_records`)."""
     import argparse
     import json
 
@@ -364,7 +412,18 @@ def cli(argv=None) -> int:
     p.add_argument("--reference", default=None, help="the row differences are taken from (default: the base row)")
     p.add_argument("--train-only", action="store_true")
     p.add_argument("--json", help="write the spread rows to this file")
+    p.add_argument("--merge", nargs="+", metavar="RECORD", help="join these save_scores records (the parts of one "
+                   "comparison) into --out, and do nothing else")
+    p.add_argument("--out", help="with --merge: the joined record")
     args = p.parse_args(argv)
+    if args.merge:
+        if not args.out:
+            raise CourseError("--merge needs --out FILE: where to write the joined record")
+        path = merge_records(args.merge, args.out)
+        scores, _, meta = load_scores(path)
+        where = meta.get("machine", "not recorded")
+        print(f"{path}: {len(scores)} runs from {len(args.merge)} records; machine: {where}")
+        return 0
     rows = ROW_SETS[args.rows]
     args.config = args.config or ROW_SET_CONFIGS.get(args.rows, "compare-cpu")
     root = args.root or f"runs/{args.rows}-{Path(str(args.config)).stem}"

@@ -1,6 +1,7 @@
 """Equal-budget comparisons (course_lib.compare): rows one flag apart, seeds, resumable, per-image scores, spread."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -310,3 +311,57 @@ def test_save_arrays_round_trips_exactly_and_refuses_bad_names_and_files(tmp_pat
     (tmp_path / "text.npz").write_text("not a zip")
     with pytest.raises(CourseError, match="is not a compare.save_arrays file"):
         compare.load_arrays(tmp_path / "text.npz")
+
+
+def test_merge_records_joins_the_parts_of_one_comparison(tmp_path, capsys):
+    """compare.merge_records (and `compare --merge`): the parts' runs in one record that read_record accepts for all
+    of them; machine and date joined; other meta differing, a run in two parts, or no part refused in one line."""
+    def part(name, rows, seeds, machine, **meta):
+        scores = {(r, s): {("Set5-crop96", 4.0): np.array([20.0 + s, 21.0 + len(r)]),
+                           ("Set5-crop96", 8.0): np.array([17.0, 18.0 + s])} for r in rows for s in seeds}
+        return scores, compare.save_scores(tmp_path / name, scores, None, config="seed000-a", max_steps=4000,
+                                           machine=machine, date="2026-11-24", **meta)
+
+    s1, p1 = part("a.json", ["A", "G"], [0, 1], "H100")
+    s2, p2 = part("b.json", ["C", "F"], [0, 1], "H200")
+    s3, p3 = part("c.json", ["H"], [0, 1], "H100")
+    out = compare.merge_records([p1, p2, p3], tmp_path / "all.json")
+    scores, info, meta = compare.load_scores(out)
+    want = {**s1, **s2, **s3}
+    assert list(scores) == list(want)  # every run, in the parts' order
+    assert all(np.array_equal(scores[k][c], want[k][c]) for k in want for c in want[k])
+    assert meta == {"config": "seed000-a", "max_steps": 4000, "machine": "H100; H200", "date": "2026-11-24"}
+    wanted = {"config": "seed000-a", "max_steps": 4000}
+    assert compare.read_record(out, wanted, list(want), log=print) is not None
+
+    _, p4 = part("d.json", ["B"], [0], "H100", overrides={"model.skip": None})
+    with pytest.raises(CourseError, match=r"d.json was made with other settings than .*a.json \(overrides differ\)"):
+        compare.merge_records([p1, p4], tmp_path / "x.json")
+    with pytest.raises(CourseError, match=r"A seed 0 is in both .*a.json and .*a.json"):
+        compare.merge_records([p1, p1], tmp_path / "x.json")
+    with pytest.raises(CourseError, match="at least one record"):
+        compare.merge_records([], tmp_path / "x.json")
+    with pytest.raises(CourseError, match="does not exist"):
+        compare.merge_records([tmp_path / "none.json"], tmp_path / "x.json")
+    assert not (tmp_path / "x.json").exists()  # nothing written by a refused merge
+
+    assert compare.cli(["--merge", str(p1), str(p2), "--out", str(tmp_path / "cli.json")]) == 0
+    assert f"{tmp_path / 'cli.json'}: 8 runs from 2 records; machine: H100; H200" in capsys.readouterr().out
+    with pytest.raises(CourseError, match="--merge needs --out"):
+        compare.cli(["--merge", str(p1)])
+
+
+def test_merging_the_parts_of_a_committed_record_gives_it_back(tmp_path):
+    """Lesson 10's record of seed 000's rows (docs/results), cut into parts by row and merged: the same file."""
+    source = Path(__file__).resolve().parents[1] / "docs" / "results" / "seed000-cpu-skip-none.json"
+    doc = json.loads(source.read_text())
+    groups = [["A", "C"], ["F"], ["G", "H", "DIINN (f)"]]
+    assert sorted(r for g in groups for r in g) == sorted({e["row"] for e in doc["runs"]})
+    parts = []
+    for i, rows in enumerate(groups):
+        parts.append(tmp_path / f"part{i}.json")
+        parts[-1].write_text(json.dumps({"meta": doc["meta"], "runs": [e for e in doc["runs"] if e["row"] in rows]}))
+    merged = json.loads(compare.merge_records(parts, tmp_path / "merged.json").read_text())
+    order = {r: i for i, g in enumerate(groups) for r in g}
+    assert merged["meta"] == doc["meta"]
+    assert merged["runs"] == sorted(doc["runs"], key=lambda e: order[e["row"]])  # the parts' order, entries intact

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from .errors import CourseError
-from .solutions import SOLUTIONS  # noqa: F401  (nb.SOLUTIONS: the lessons' and tests' name for them)
+from .solutions import SOLUTIONS  # also nb.SOLUTIONS, the name the lessons and tests use
 
 # The one place the course's address lives: a fork changes these two lines, then runs nbtools.py sync.
 REPO_URL = "https://github.com/inr-sr-course/diinn-course"

@@ -232,6 +232,11 @@ def load_scores(path) -> tuple[dict, dict, dict]:
     result (``{(row, seed): {(dataset, scale): np.ndarray}}``), ``info`` each run's stored summary (steps, seconds,
     parameters, train_config, log) by ``(row, seed)``, and ``meta`` as saved. Notebooks 08_ablations,
     10_seed000."""
+    return _read_scores(path)[1]
+
+
+def _read_scores(path) -> tuple[dict, tuple[dict, dict, dict]]:
+    """A :func:`save_scores` file as ``(its JSON document, load_scores' result)``, or a one-line CourseError."""
     import json
 
     path = Path(path)
@@ -242,7 +247,7 @@ def load_scores(path) -> tuple[dict, dict, dict]:
             key = (e["row"], int(e["seed"]))
             scores[key] = {(s["dataset"], float(s["scale"])): np.asarray(s["psnr"], dtype=float) for s in e["scores"]}
             info[key] = {k: v for k, v in e.items() if k not in ("row", "seed", "scores")}
-        return scores, info, dict(doc.get("meta") or {})
+        return doc, (scores, info, dict(doc.get("meta") or {}))
     except FileNotFoundError:
         raise CourseError(f"{path} does not exist; record scores with compare.save_scores first") from None
     except (ValueError, KeyError, TypeError) as e:
@@ -272,9 +277,7 @@ def merge_records(paths, out) -> Path:
         raise CourseError("merge_records: give at least one record to merge")
     meta, runs, where, free = None, [], {}, {k: [] for k in MERGE_FREE}
     for path in paths:
-        load_scores(path)  # one-line refusal of a missing or malformed part
-        doc = json.loads(path.read_text())
-        part = dict(doc.get("meta") or {})
+        doc, (_, _, part) = _read_scores(path)  # a missing or malformed part: refused in one line
         for k in MERGE_FREE:
             if k in part and part[k] not in free[k]:
                 free[k].append(part[k])

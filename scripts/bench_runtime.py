@@ -215,8 +215,8 @@ def main(argv=None) -> int:
                   f"{ref['gmac'] / r['gmac']:.2f}x in multiply-adds (the time ratio if only the products took "
                   "time, at one rate)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": precision.machine(device), "date": date.today().isoformat(),
-                                           "rows": rows}, indent=1) + "\n")
+        record = {"machine": precision.machine(device), "date": date.today().isoformat(), "rows": rows}
+        Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
     return 0
 
 

@@ -200,20 +200,38 @@ def save_image(img: torch.Tensor, path) -> Path:
     return atomic_write(path, lambda f: picture.save(f, format=fmt, **options))
 
 
+def centre_box(shape, side: int) -> tuple[int, int, int, int]:
+    """``(top, left, height, width)`` of the centred ``side`` x ``side`` crop of an image of size ``shape[-2:]``.
+
+    The course's rounding: ``top = (H - side) // 2``, ``left = (W - side) // 2``; a dimension shorter than ``side``
+    is kept whole (``top`` or ``left`` 0, ``height = min(side, H)``, ``width = min(side, W)``). What
+    :func:`centre_crop` cuts, for the lessons that also draw the crop's frame (``plt.Rectangle((left - 0.5,
+    top - 0.5), width, height)`` on ``imshow``'s pixel centres). Notebooks: 05_encoders, 07_evaluation.
+    """
+    if isinstance(side, bool) or not isinstance(side, numbers.Integral) or side < 1:
+        raise CourseError(f"crop side must be a positive number of pixels (an integer), got {side!r}")
+    try:
+        H, W = tuple(shape)[-2:]
+    except (TypeError, ValueError):
+        H = W = None
+    if not all(isinstance(n, numbers.Integral) and n >= 1 for n in (H, W)):
+        raise CourseError(f"centre_box needs an image size (..., H, W) with H, W >= 1, got {shape!r}")
+    H, W, side = int(H), int(W), int(side)
+    return max(0, (H - side) // 2), max(0, (W - side) // 2), min(side, H), min(side, W)
+
+
 def centre_crop(img: torch.Tensor, side: int | None) -> torch.Tensor:
     """The centred ``side`` x ``side`` crop of a (..., H, W) image; ``None`` returns the image itself.
 
-    The course's rounding: ``top = (H - side) // 2``, ``left = (W - side) // 2``; a dimension shorter than ``side``
-    is kept whole (so the crop of a 480 x 320 image at 400 is 400 x 320). A centred crop of side ``c`` of this crop,
-    with ``side - c`` even, is the centred crop of side ``c`` of the whole image: that is how a GPU payload packs
-    256-px crops (scripts/gpu_campaign.py) that lesson 10 crops again to 96 px. Notebooks: 08_ablations,
-    09_liif_metasr, 10_seed000.
+    The course's rounding (:func:`centre_box`): ``top = (H - side) // 2``, ``left = (W - side) // 2``; a dimension
+    shorter than ``side`` is kept whole (so the crop of a 480 x 320 image at 400 is 400 x 320). A centred crop of
+    side ``c`` of this crop, with ``side - c`` even, is the centred crop of side ``c`` of the whole image: that is how
+    a GPU payload packs 256-px crops (scripts/gpu_campaign.py) that lesson 10 crops again to 96 px. Notebooks:
+    08_ablations, 09_liif_metasr, 10_seed000.
     """
     if side is None:
         return img
-    if isinstance(side, bool) or not isinstance(side, numbers.Integral) or side < 1:
-        raise CourseError(f"crop side must be a positive number of pixels or None, got {side!r}")
     if not isinstance(img, torch.Tensor) or img.dim() < 2:
         raise CourseError(f"centre_crop needs an image tensor (..., H, W), got {getattr(img, 'shape', type(img))}")
-    top, left = max(0, (img.shape[-2] - side) // 2), max(0, (img.shape[-1] - side) // 2)
-    return img[..., top:top + side, left:left + side]
+    top, left, height, width = centre_box(img.shape, side)
+    return img[..., top:top + height, left:left + width]

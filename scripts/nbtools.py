@@ -133,8 +133,10 @@ def lesson_table() -> str:
 
 
 def lesson_block() -> str:
-    note = ("Run times are measured at the default sizes (CPU: 2 cores). Every lesson also runs in under a "
-            "minute with `SMOKE = True` in its parameters cell. The badges open the lessons in Colab, "
+    note = ("CPU run times are measured at the default sizes on 2 idle cores of an AVX2-only x86 CPU in fp32 "
+            "(`docs/RESULTS.md`); GPU times are estimates (no lesson has been timed on a GPU yet). Every lesson "
+            "also runs in under a minute with `SMOKE = True` in its parameters cell. The badges open the lessons "
+            "in Colab, "
             f"installed from {nb.REPO_URL} (`course_lib.notebook.REPO_URL`).")
     return f"{START}\n{lesson_table()}\n\n{note}\n{END}"
 

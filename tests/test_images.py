@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from course_lib.errors import CourseError
-from course_lib.images import centre_crop, load_image, load_image_uint8, save_image
+from course_lib.images import centre_box, centre_crop, load_image, load_image_uint8, save_image
 
 RNG = np.random.default_rng(0)
 
@@ -207,6 +207,26 @@ def test_centre_crop_by_hand(shape, side, rows, cols):
     assert centre_crop(img, None) is img
 
 
+@pytest.mark.parametrize("shape, side, box", [
+    ((7, 9), 3, (2, 3, 3, 3)),           # hand-computed: (7 - 3) // 2 = 2, (9 - 3) // 2 = 3
+    (torch.Size([1, 3, 6, 4]), 5, (0, 0, 5, 4)),  # W = 4 < 5 is kept whole; a torch.Size works
+    ((3, 5, 4), 8, (0, 0, 5, 4)),
+    ((480, 321), 256, (112, 32, 256, 256)),
+])
+def test_centre_box_by_hand_and_as_centre_crop_cuts(shape, side, box):
+    assert centre_box(shape, side) == box
+    assert all(type(v) is int for v in centre_box(shape, np.int64(side)))
+    img = torch.arange(int(np.prod(shape))).reshape(tuple(shape))
+    top, left, height, width = box
+    assert torch.equal(centre_crop(img, side), img[..., top:top + height, left:left + width])
+
+
+@pytest.mark.parametrize("shape", [(5,), (0, 4), (4, 2.5), None, "64x64"])
+def test_centre_box_rejects_a_bad_size(shape):
+    with pytest.raises(CourseError, match=r"centre_box needs an image size \(\.\.\., H, W\)"):
+        centre_box(shape, 3)
+
+
 def test_centre_crop_of_a_centre_crop():
     # a centred crop of side c of the centred crop of side s (s - c even) is the centred crop of side c: the GPU
     # payload packs 256-px crops that lesson 10 crops again to 96 px
@@ -218,6 +238,8 @@ def test_centre_crop_of_a_centre_crop():
 def test_centre_crop_rejects_a_bad_side(side):
     with pytest.raises(CourseError, match="crop side must be a positive number of pixels"):
         centre_crop(torch.zeros(3, 8, 8), side)
+    with pytest.raises(CourseError, match="crop side must be a positive number of pixels"):
+        centre_box((8, 8), side)
 
 
 def test_normalize_by_hand_and_inverse():

@@ -619,12 +619,25 @@ def resolve(model_or_name, device=None) -> nn.Module:
 
 
 def cli_list_pretrained(argv=None) -> int:
-    """``python -m course_lib list-pretrained``: every shipped checkpoint and what it reaches."""
+    """``python -m course_lib list-pretrained [NAME ...]``: every shipped checkpoint (or the named ones) and what it
+    reaches; an unknown name is refused in one line that lists the shipped ones."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m course_lib list-pretrained",
+                                     description="The checkpoints shipped with the course and their stored results.")
+    parser.add_argument("names", nargs="*", metavar="NAME", help="only these checkpoints (default: all)")
+    args = parser.parse_args(argv)
     index = _index()
+    unknown = [n for n in args.names if n not in index]
+    if unknown:
+        raise CourseError(f"no shipped checkpoint named {', '.join(map(repr, unknown))}; shipped: "
+                          f"{', '.join(index) or 'none yet'}")
     if not index:
         print("no pretrained checkpoints are shipped yet")
         return 0
     for name, entry in index.items():
+        if args.names and name not in args.names:
+            continue
         print(f"{name}: {describe(entry['config'])}, {entry.get('trained', '')}")
         for row in entry.get("results", []):
             where = f"{row['dataset']} x{row['scale']:g} ({row.get('protocol', 'paper')})"

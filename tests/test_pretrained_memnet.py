@@ -84,6 +84,19 @@ def test_list_pretrained_prints_every_entry_with_its_protocols(capsys):
     assert "Set5 x4 (paper): PSNR 27.14 dB" in out and "Set5 x4 (standard): PSNR 28.92 dB" in out
 
 
+def test_list_pretrained_by_name_and_its_refusals(capsys):
+    assert main(["list-pretrained", NAME]) == 0
+    out = capsys.readouterr().out
+    assert [line.split(":")[0] for line in out.splitlines() if not line.startswith(" ")] == [NAME]
+    assert main(["list-pretrained", "no-such-model"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no shipped checkpoint named 'no-such-model'; shipped: ") and NAME in err
+    assert len(err.splitlines()) == 1
+    with pytest.raises(SystemExit) as stop:  # argparse: an unknown option is refused, --help prints the usage
+        main(["list-pretrained", "--x"])
+    assert stop.value.code == 2
+
+
 def test_upscale_cli_with_the_memnet_checkpoint(tmp_path, capsys):
     rng = np.random.default_rng(0)
     src = tmp_path / "in.png"

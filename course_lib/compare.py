@@ -58,6 +58,15 @@ SEED000_ROWS = {
     **{letter: {"model.encoder": "vgg-se", "model.options": {"model": letter}} for letter in "GH"},
 }
 
+# Issue 9's CPU recipe question (docs/TRAINING.md, "On a CPU"): the shipped CPU recipe (configs/diinn-edsr-291-cpu.yaml)
+# and rows one flag away from it, compared at the same *time* budget (``-o run.max_minutes=M``), so a row that makes a
+# step cheaper or dearer pays for it in steps: PSNR per CPU-hour. LIIF's sampling: one scale per image from U(1, 4)
+# and 2,304 random HR queries per patch instead of every HR pixel at x2, x3 and x4 (the same batch and LR patch).
+RECIPE_ROWS = {
+    "shipped": {},
+    "lr 5e-4": {"optim.lr": 5e-4},
+    "LIIF sampling": {"data.recipe": "liif"},
+}
 
 def run_dir(root, row: str, seed: int) -> Path:
     """The run folder of one (row, seed): ``<root>/<row as a file name>-seed<seed>``, e.g. ``f-1-s-seed0``."""
@@ -378,8 +387,9 @@ def spread(scores: dict, reference: str, dataset: str, scale: float, level: floa
 
 
 ROW_SETS = {"table5": TABLE5_ROWS, "families": FAMILY_ROWS, "families-less": FAMILY_LESS_ROWS,
-            "seed000": SEED000_ROWS}
-ROW_SET_CONFIGS = {"seed000": "seed000-a"}  # the base config of a row set whose rows are not one flag from compare-cpu
+            "seed000": SEED000_ROWS, "recipes": RECIPE_ROWS}
+# the base config of a row set whose rows are not one flag from compare-cpu
+ROW_SET_CONFIGS = {"seed000": "seed000-a", "recipes": "diinn-edsr-291-cpu"}
 
 
 def format_spread(table: list[dict], dataset: str, scale: float, reference: str) -> str:
@@ -402,10 +412,11 @@ def cli(argv=None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m course_lib compare", description=cli.__doc__.split(":")[0])
     p.add_argument("--config", default=None, help="the base config (default: compare-cpu; seed000-a for "
-                   "--rows seed000)")
+                   "--rows seed000, diinn-edsr-291-cpu for --rows recipes)")
     p.add_argument("--rows", default="table5", choices=list(ROW_SETS), help="table5: (a)-(f) + 1/s; families: "
                    "DIINN, LIIF, LIIF+SIREN, Meta-SR; families-less: LIIF and LIIF+SIREN with EDSR-LESS; "
-                   "seed000: seed paper 000's models A-H")
+                   "seed000: seed paper 000's models A-H; recipes: the CPU recipe and one-flag changes of it (with "
+                   "-o run.max_minutes=M: PSNR per CPU-hour)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--root", default=None, help="folder of the runs (default: runs/<rows>-<config>)")
     p.add_argument("--override", "-o", nargs="*", default=[], help="key=value for every row, e.g. run.max_steps=200")

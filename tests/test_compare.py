@@ -1,5 +1,6 @@
 """Equal-budget comparisons (course_lib.compare): rows one flag apart, seeds, resumable, per-image scores, spread."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -40,6 +41,18 @@ def test_edsr_less_rows_are_their_family_rows_with_the_smaller_encoder():
         m = train.build_model(cfg.model)
         assert m.config["name"] == "liif" and m.config["encoder"] == "edsr-less"
         assert m.config["mlp"] == ("siren" if "SIREN" in name else "relu")
+
+
+def test_recipe_rows_are_one_flag_each_from_the_shipped_cpu_recipe():
+    assert compare.ROW_SETS["recipes"] is compare.RECIPE_ROWS
+    assert compare.ROW_SET_CONFIGS["recipes"] == "diinn-edsr-291-cpu"
+    base = train.load_config("diinn-edsr-291-cpu")
+    for name, over in compare.RECIPE_ROWS.items():
+        assert len(over) == (0 if name == "shipped" else 1)
+        cfg = train.load_config("diinn-edsr-291-cpu", overrides=over)
+        changed = {key for key, _, _ in train.resume_changes(cfg, dataclasses.asdict(base))}
+        assert changed == set(over)  # exactly the row's flag differs from the shipped recipe
+        assert cfg.model == base.model  # the model stays DIINN (f) + EDSR-baseline + skip
 
 
 def test_run_dir_names():

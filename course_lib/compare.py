@@ -61,11 +61,12 @@ SEED000_ROWS = {
 # Issue 9's CPU recipe question (docs/TRAINING.md, "On a CPU"): the shipped CPU recipe (configs/diinn-edsr-291-cpu.yaml)
 # and rows one flag away from it, compared at the same *time* budget (``-o run.max_minutes=M``), so a row that makes a
 # step cheaper or dearer pays for it in steps: PSNR per CPU-hour. LIIF's sampling: one scale per image from U(1, 4)
-# and 2,304 random HR queries per patch instead of every HR pixel at x2, x3 and x4 (the same batch and LR patch).
+# and patch x patch random HR queries per patch (LIIF's rule: 2,304 = 48 x 48; here 32 x 32 = 1,024, as many as the
+# smallest crop holds) instead of every HR pixel at x2, x3 and x4, with the same batch and LR patch.
 RECIPE_ROWS = {
     "shipped": {},
     "lr 5e-4": {"optim.lr": 5e-4},
-    "LIIF sampling": {"data.recipe": "liif"},
+    "LIIF sampling": {"data.recipe": "liif", "data.sample_q": 1024},
 }
 
 def run_dir(root, row: str, seed: int) -> Path:
@@ -112,8 +113,9 @@ def train_rows(config, rows: dict, seeds=(0,), root="runs/compare", overrides=No
     Each run lives in :func:`run_dir`; a finished one is skipped, an interrupted one resumed bit-exactly (the
     trainer's ``resume="auto"``), so re-running the call only does what is missing; a Ctrl-C (or SIGTERM) saves
     the current run and stops the whole grid (KeyboardInterrupt). Every run shares the base's
-    budget (``run.max_steps``); a row may not change the budget or the folder. Notebooks 08_ablations,
-    09_liif_metasr and 10_seed000."""
+    budget (``run.max_steps``); a row may not change the budget or the folder. Every run's config is checked before
+    the first one trains, so a row that cannot train is refused at once, not after the rows before it. Notebooks
+    08_ablations, 09_liif_metasr and 10_seed000."""
     seeds = _check_rows(rows, seeds)
     base = parse_overrides(overrides or {})
     for name, over in rows.items():
@@ -121,23 +123,29 @@ def train_rows(config, rows: dict, seeds=(0,), root="runs/compare", overrides=No
         if "run" in flat and ({"max_steps", "max_minutes", "out_dir", "seed"} & set(flat["run"])):
             raise CourseError(f"row {name!r} changes the budget, seed or folder; rows of a comparison must share "
                               "them (set run.* in overrides, for every row)")
-    out = {}
-    for name, over in rows.items():
+    merged = {}
+    for name, over in rows.items():  # every run's config is checked before the first one trains
         for seed in seeds:
-            folder = run_dir(root, name, seed)
-            out[name, seed] = folder
-            step = finished_step(folder)
-            if step is not None:
-                log(f"{name} seed {seed}: finished at step {step} ({folder})")
-                continue
-            merged = _deep_merge(_deep_merge(base, parse_overrides(over)),
-                                       {"run": {"seed": seed, "out_dir": str(folder), "progress": progress}})
-            log(f"{name} seed {seed}: training in {folder}")
-            result = train.train(config, overrides=_flat(merged), resume="auto")
-            if result.stopped_by is not None:  # Ctrl-C, SIGTERM or a deadline: stop the grid, not just this run
-                log(f"{name} seed {seed}: stopped at step {result.step} ({result.stopped_by}); run the same call "
-                    "again to resume")
-                raise KeyboardInterrupt(f"comparison stopped in {folder}")
+            merged[name, seed] = _deep_merge(_deep_merge(base, parse_overrides(over)), {"run": {
+                "seed": seed, "out_dir": str(run_dir(root, name, seed)), "progress": progress}})
+            try:
+                train.load_config(config, overrides=_flat(merged[name, seed]))
+            except CourseError as err:
+                raise CourseError(f"row {name!r} (seed {seed}): {err}") from None
+    out = {}
+    for (name, seed), run_overrides in merged.items():
+        folder = run_dir(root, name, seed)
+        out[name, seed] = folder
+        step = finished_step(folder)
+        if step is not None:
+            log(f"{name} seed {seed}: finished at step {step} ({folder})")
+            continue
+        log(f"{name} seed {seed}: training in {folder}")
+        result = train.train(config, overrides=_flat(run_overrides), resume="auto")
+        if result.stopped_by is not None:  # Ctrl-C, SIGTERM or a deadline: stop the grid, not just this run
+            log(f"{name} seed {seed}: stopped at step {result.step} ({result.stopped_by}); run the same call "
+                "again to resume")
+            raise KeyboardInterrupt(f"comparison stopped in {folder}")
     return out
 
 

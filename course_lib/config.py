@@ -341,6 +341,11 @@ def _check_config(cfg: Config) -> None:
         raise CourseError(f"data.scales must be a non-empty list of scales >= 1, got {d.scales}")
     if d.recipe == "liif" and not 1 <= d.scale_min <= d.scale_max:
         raise CourseError(f"need 1 <= data.scale_min <= data.scale_max, got {d.scale_min}, {d.scale_max}")
+    smallest = round(d.patch * d.scale_min) ** 2  # HR pixels of the smallest crop data.LIIFPatches cuts
+    if d.recipe == "liif" and d.sample_q > smallest:
+        raise CourseError(f"data.sample_q={d.sample_q} is more than the {smallest} HR pixels of the smallest crop "
+                          f"(data.patch {d.patch} at data.scale_min {d.scale_min:g}); set data.sample_q <= {smallest} "
+                          f"(LIIF's rule: patch x patch = {d.patch ** 2})")
     if o.lr <= 0 or not 0 < o.gamma <= 1 or any(not 0 <= m <= 1 for m in o.milestones):
         raise CourseError("optim.lr must be > 0, optim.gamma in (0, 1], optim.milestones fractions in [0, 1]")
     if o.grad_clip is not None and o.grad_clip <= 0:

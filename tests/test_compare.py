@@ -43,16 +43,29 @@ def test_edsr_less_rows_are_their_family_rows_with_the_smaller_encoder():
         assert m.config["mlp"] == ("siren" if "SIREN" in name else "relu")
 
 
-def test_recipe_rows_are_one_flag_each_from_the_shipped_cpu_recipe():
+def test_recipe_rows_are_one_change_each_from_the_shipped_cpu_recipe():
     assert compare.ROW_SETS["recipes"] is compare.RECIPE_ROWS
     assert compare.ROW_SET_CONFIGS["recipes"] == "diinn-edsr-291-cpu"
     base = train.load_config("diinn-edsr-291-cpu")
     for name, over in compare.RECIPE_ROWS.items():
-        assert len(over) == (0 if name == "shipped" else 1)
+        # one flag each; LIIF's sampling also sets its query count by LIIF's rule, patch x patch
+        assert len(over) == {"shipped": 0, "LIIF sampling": 2}.get(name, 1)
+        if "data.sample_q" in over:
+            assert over["data.sample_q"] == base.data.patch ** 2
         cfg = train.load_config("diinn-edsr-291-cpu", overrides=over)
         changed = {key for key, _, _ in train.resume_changes(cfg, dataclasses.asdict(base))}
         assert changed == set(over)  # exactly the row's flag differs from the shipped recipe
         assert cfg.model == base.model  # the model stays DIINN (f) + EDSR-baseline + skip
+
+
+def test_a_row_that_cannot_train_is_refused_before_any_row_trains(tmp_path):
+    rows = {"(f)": {}, "LIIF sampling": {"data.recipe": "liif", "data.sample_q": 2304}}  # 2,304 > 16 x 16 pixels
+    with pytest.raises(CourseError) as err:
+        compare.train_rows("compare-cpu", rows, [0], root=tmp_path)
+    msg = str(err.value)
+    assert msg.startswith("row 'LIIF sampling' (seed 0): data.sample_q=2304 is more than the 256 HR pixels")
+    assert "set data.sample_q <= 256" in msg and len(msg.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # the good row before it did not start
 
 
 def test_run_dir_names():

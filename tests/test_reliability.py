@@ -289,10 +289,15 @@ def test_a_damaged_checkpoint_is_one_line_naming_the_file(tmp_path, capsys, edit
     ("val.scales=[0]", r"val\.scales must be scales >= 1"),
     ("val.scales=[2, 0.5]", r"val\.scales must be scales >= 1"),
     ("data.scales=[2, [3", r"override 'data\.scales=\[2, \[3': the value is not valid YAML \(line 1"),
+    # diinn-edsr: 48-px patches; LIIF's recipe at scale_min 1 cuts 48 x 48 = 2,304 HR pixels at the least
+    (["data.recipe=liif", "data.sample_q=2305"],
+     r"data\.sample_q=2305 is more than the 2304 HR pixels of the smallest crop \(data\.patch 48 at data\.scale_min "
+     r"1\); set data\.sample_q <= 2304 \(LIIF's rule: patch x patch = 2304\)"),
+    (["data.recipe=liif", "data.patch=20", "data.scale_min=1.5", "data.sample_q=901"], r"more than the 900 HR pixels"),
 ])
 def test_bad_config_values_are_one_line_naming_the_key(item, msg):
     with pytest.raises(CourseError, match=msg) as err:
-        train.load_config("diinn-edsr", [item])
+        train.load_config("diinn-edsr", item if isinstance(item, list) else [item])
     assert "\n" not in str(err.value)
 
 

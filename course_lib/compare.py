@@ -69,6 +69,7 @@ RECIPE_ROWS = {
     "LIIF sampling": {"data.recipe": "liif", "data.sample_q": 1024},
 }
 
+
 def run_dir(root, row: str, seed: int) -> Path:
     """The run folder of one (row, seed): ``<root>/<row as a file name>-seed<seed>``, e.g. ``f-1-s-seed0``."""
     slug = re.sub(r"[^A-Za-z0-9]+", "-", row).strip("-").lower() or "base"

@@ -115,7 +115,7 @@ def test_what_a_model_cannot_train_is_refused_at_the_start(folders, tmp_path):
     cases = [(run(folders, tmp_path, "srresnet", **{"data.scales": [2, 4]}),
               r"srresnet is a fixed x4 model but data.scales=\[2.0, 4.0\]; set data.scales=\[4\]"),
              (run(folders, tmp_path, "srresnet", **{"val.scales": [2, 3, 4]}), "fixed x4 model but val.scales"),
-             (run(folders, tmp_path, "memnet", **{"data.recipe": "liif", "loss.pixel": "l1"}),
+             (run(folders, tmp_path, "memnet", **{"data.recipe": "liif", "data.sample_q": 16, "loss.pixel": "l1"}),
               "data.recipe=liif queries coordinates of an implicit model"),
              (run(folders, tmp_path, "srresnet", **{"loss.pixel": "memnet"}), "needs model.name=memnet"),
              ({"optim.name": "rmsprop"}, "optim.name must be adam or sgd")]

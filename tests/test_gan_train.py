@@ -225,7 +225,8 @@ def test_gan_config_errors_are_one_line():
                             ({"data.patch": 5}, "multiple of 16 .*got data.patch x scale = 20"),
                             ({"loss.pixel": "huber"}, "loss.pixel must be one of l1, mse, memnet"),
                             ({"loss.content_weight": -1}, "loss.content_weight must be >= 0"),
-                            ({"data.recipe": "liif"}, "data.recipe=liif trains with the L1 loss only")]:
+                            ({"data.recipe": "liif", "data.sample_q": 16},
+                             "data.recipe=liif trains with the L1 loss only")]:
         with pytest.raises(CourseError, match=pattern) as err:
             train.load_config(None, dict(base, **change))
         assert "\n" not in str(err.value)

@@ -5,6 +5,7 @@
     python scripts/bench_runtime.py --encoders edsr-baseline --sizes 128 256 --runs 2 --json out.json
     python scripts/bench_runtime.py --train-step                     # also training steps, reference vs fast
     python scripts/bench_runtime.py --train-step --cpu-heap off on   # ... with and without heap reuse (CPU)
+    python scripts/bench_runtime.py --encoders rdn --sizes 512 --profile 15   # where the time goes (no timing)
 
 The paper times "the average runtime of the forward pass ... over 100 runs" of one 48x48 RGB input upscaled to
 128x128, 256x256 and 512x512 on an NVIDIA Quadro RTX 3000 (DIINN 56.6 / 95.51 / 243.59 ms, bicubic 0.11 / 0.15 /
@@ -13,7 +14,10 @@ each row is ``model.upscale`` (no gradients, the device's default chunk size) of
 LIIF or Meta-SR (``--models``), median of ``--runs`` timed calls after ``--warmup``; every (model, encoder, path,
 precision) group runs in its own process so that its peak memory is its own (``ru_maxrss`` on a CPU,
 ``torch.cuda.max_memory_allocated`` on CUDA). bf16 rows only where the device runs bf16 natively (CUDA, or a CPU
-with AVX512-BF16/AMX: ``course_lib.precision``). Prints Markdown; ``--json`` writes the rows.
+with AVX512-BF16/AMX: ``course_lib.precision``). Prints Markdown; ``--json`` writes the rows. ``--profile TOP``
+times nothing: it runs one upscale per group at the first size under ``torch.profiler`` and prints the TOP operators
+by their own device time (CUDA) or CPU time, with call counts, to show where a path spends it (kernel launches,
+casts, copies) when a ratio surprises (docs/RESULTS.md, "Eighteenth session").
 Lesson 04 explains the two paths; docs/RESULTS.md holds the figures with the machine they came from.
 """
 
@@ -87,6 +91,41 @@ def group(args, family: str, encoder: str, path: str, prec: str) -> list[dict]:
     return rows
 
 
+def profile_table(args, family: str, encoder: str, path: str, prec: str, top: int) -> str:
+    """One ``model.upscale`` at ``args.sizes[0]`` under ``torch.profiler`` (after the warm-up calls): the ``top``
+    operators by self device time (CUDA) or self CPU time, as torch's text table."""
+    from torch.profiler import ProfilerActivity, profile
+
+    device = pick_device(args.device)
+    torch.manual_seed(0)
+    label, kwargs = FAMILIES[family]
+    model = models.build(family, encoder=encoder, **kwargs).to(device).eval()
+    decoders.use_fast_path(model, path == "fast")
+    lr = torch.rand(1, 3, args.input, args.input, device=device)
+    size = args.sizes[0]
+
+    def call():
+        model.upscale(lr, size=(size, size), chunk_size=args.chunk_size, amp=prec == "bf16", progress=False)
+
+    for _ in range(max(args.warmup, 1)):
+        call()
+    sync(device)
+    cuda = device.type == "cuda"
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        call()
+        sync(device)
+    keys = ["self_device_time_total", "self_cuda_time_total"] if cuda else ["self_cpu_time_total"]
+    for key in keys:  # torch < 2.4 names the device column after CUDA
+        try:
+            table = prof.key_averages().table(sort_by=key, row_limit=top)
+            break
+        except (AttributeError, KeyError, ValueError):
+            continue
+    else:
+        raise SystemExit(f"torch {torch.__version__}'s profiler sorts by none of {keys}")
+    return f"{label} + {encoder}, {path} path, {prec}, {args.input}x{args.input} -> {size}x{size} on {device}:\n{table}"
+
+
 def train_step(args, path: str) -> dict:
     """Seconds per training step (median): the authors' recipe, EDSR-baseline, batch 4 x scales {2, 3, 4}, patch 48
     (``--train-patch``), and the step's multiply-adds, forward and backward (``complexity.count_step_macs``)."""
@@ -136,6 +175,8 @@ def main(argv=None) -> int:
                    help="glibc heap reuse (course_lib.allocator) in each timed process: off (the system default), "
                         "on, or both (each row once per setting, in one run)")
     p.add_argument("--json", help="write every row to this JSON file")
+    p.add_argument("--profile", type=int, metavar="TOP", default=None,
+                   help="time nothing: profile one upscale per group at the first size and print its TOP operators")
     p.add_argument("--one", nargs=4, metavar=("MODEL", "ENCODER", "PATH", "PREC"), help=argparse.SUPPRESS)
     p.add_argument("--one-train", metavar="PATH", help=argparse.SUPPRESS)
     p.add_argument("--heap", choices=["off", "on"], default="off", help=argparse.SUPPRESS)
@@ -155,6 +196,15 @@ def main(argv=None) -> int:
         print(json.dumps({**row, "path": row["path"] + heap_tag}))
         return 0
     precs = ["fp32"] + (["bf16"] if precision.autocast_dtype("auto", device) == torch.bfloat16 else [])
+    if args.profile is not None:
+        if args.profile < 1:
+            raise SystemExit(f"--profile takes how many operators to list (1 or more), got {args.profile}")
+        for family in args.models:
+            for enc in args.encoders:
+                for prec in precs:
+                    for path in args.paths:
+                        print(profile_table(args, family, enc, path, prec, args.profile), flush=True)
+        return 0
     base = [sys.executable, __file__, "--sizes", *map(str, args.sizes), "--input", str(args.input), "--runs",
             str(args.runs), "--warmup", str(args.warmup), "--device", args.device]
     if args.chunk_size:

@@ -40,3 +40,18 @@ def test_train_step_rows_count_multiply_adds(tmp_path):
     assert steps["reference"]["gmac"] > steps["fast"]["gmac"] > 0
     ratio = steps["reference"]["gmac"] / steps["fast"]["gmac"]
     assert f"{ratio:.2f}x in multiply-adds" in run.stdout
+
+
+def test_profile_lists_the_top_operators_of_each_path():
+    """--profile TOP: one profiled upscale per group, a table of at most TOP operators each, nothing timed."""
+    run = subprocess.run([sys.executable, str(SCRIPT), "--models", "diinn", "--encoders", "edsr-less", "--sizes", "24",
+                          "--input", "8", "--warmup", "0", "--device", "cpu", "--profile", "5"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    for path in ("reference", "fast"):
+        assert f"DIINN (f) + edsr-less, {path} path, fp32, 8x8 -> 24x24 on cpu:" in run.stdout
+    assert run.stdout.count("Self CPU time total") == 2 and "| model |" not in run.stdout  # no timing table
+    assert "aten::" in run.stdout
+    bad = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--profile", "0"], capture_output=True,
+                         text=True, timeout=600)
+    assert bad.returncode != 0 and "--profile takes how many operators" in bad.stderr.strip().splitlines()[-1]

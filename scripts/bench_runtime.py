@@ -71,14 +71,19 @@ def peak_mib(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def group(args, family: str, encoder: str, path: str, prec: str) -> list[dict]:
-    """Time one (model family, encoder, path, precision) over every size, in this process."""
+def setup(args, family: str, encoder: str, path: str):
+    """(device, row label, the randomly initialised model on that path, one random LR input)."""
     device = pick_device(args.device)
     torch.manual_seed(0)
     label, kwargs = FAMILIES[family]
     model = models.build(family, encoder=encoder, **kwargs).to(device).eval()
     decoders.use_fast_path(model, path == "fast")
-    lr = torch.rand(1, 3, args.input, args.input, device=device)
+    return device, label, model, torch.rand(1, 3, args.input, args.input, device=device)
+
+
+def group(args, family: str, encoder: str, path: str, prec: str) -> list[dict]:
+    """Time one (model family, encoder, path, precision) over every size, in this process."""
+    device, label, model, lr = setup(args, family, encoder, path)
     rows = []
     for size in args.sizes:
         if device.type == "cuda":
@@ -96,12 +101,7 @@ def profile_table(args, family: str, encoder: str, path: str, prec: str, top: in
     operators by self device time (CUDA) or self CPU time, as torch's text table."""
     from torch.profiler import ProfilerActivity, profile
 
-    device = pick_device(args.device)
-    torch.manual_seed(0)
-    label, kwargs = FAMILIES[family]
-    model = models.build(family, encoder=encoder, **kwargs).to(device).eval()
-    decoders.use_fast_path(model, path == "fast")
-    lr = torch.rand(1, 3, args.input, args.input, device=device)
+    device, label, model, lr = setup(args, family, encoder, path)
     size = args.sizes[0]
 
     def call():

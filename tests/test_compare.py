@@ -43,18 +43,24 @@ def test_edsr_less_rows_are_their_family_rows_with_the_smaller_encoder():
         assert m.config["mlp"] == ("siren" if "SIREN" in name else "relu")
 
 
-def test_recipe_rows_are_one_change_each_from_the_shipped_cpu_recipe():
+def test_recipe_rows_are_one_change_each_from_the_shipped_cpu_recipe_or_from_liif_sampling():
     assert compare.ROW_SETS["recipes"] is compare.RECIPE_ROWS
     assert compare.ROW_SET_CONFIGS["recipes"] == "diinn-edsr-291-cpu"
     base = train.load_config("diinn-edsr-291-cpu")
+    liif = compare.RECIPE_ROWS["LIIF sampling"]
+    assert liif == {"data.recipe": "liif", "data.sample_q": 1024}
     for name, over in compare.RECIPE_ROWS.items():
-        # one flag each; LIIF's sampling also sets its query count by LIIF's rule, patch x patch
-        assert len(over) == {"shipped": 0, "LIIF sampling": 2}.get(name, 1)
+        # one flag each, from the shipped recipe or (rows named "LIIF, ...") from LIIF sampling; LIIF's sampling sets
+        # its query count by LIIF's rule, patch x patch
+        start = liif if name.startswith("LIIF, ") else {}
+        own = {k: v for k, v in over.items() if start.get(k) != v}
+        assert len(own) == {"shipped": 0, "LIIF sampling": 2, "LIIF, patch 48": 2}.get(name, 1), name
         if "data.sample_q" in over:
-            assert over["data.sample_q"] == base.data.patch ** 2
+            assert over["data.sample_q"] == over.get("data.patch", base.data.patch) ** 2
         cfg = train.load_config("diinn-edsr-291-cpu", overrides=over)
         changed = {key for key, _, _ in train.resume_changes(cfg, dataclasses.asdict(base))}
-        assert changed == set(over)  # exactly the row's flag differs from the shipped recipe
+        # exactly the row's flags differ from the shipped recipe (whose unused sample_q is already 2,304)
+        assert changed == {k for k in over if not (k == "data.sample_q" and over[k] == base.data.sample_q)}
         assert cfg.model == base.model  # the model stays DIINN (f) + EDSR-baseline + skip
 
 

@@ -112,6 +112,8 @@ class RunConfig:
     stop_at: int | None = None  # stop early at this step (saving last.pt) as if interrupted; resume goes on
     max_minutes: float | None = None  # time budget of the whole run (all resumes): max_steps is planned to fit it
     calibrate_steps: int = 20  # with max_minutes: steps timed (after 5 warm-up steps) to plan max_steps
+    replan_at: float | None = 0.25  # with max_minutes: once this fraction of the budget is spent, time the steps
+    # since the plan and plan max_steps again (once); None = keep the first plan
     seed: int = 0
     init_from: str | None = None  # a new run starts from these weights (checkpoint file or shipped name), e.g.
     # SRGAN from a trained SRResNet as Ledig et al.; None = random init. A resume ignores it (its weights win)
@@ -332,6 +334,9 @@ def _check_config(cfg: Config) -> None:
         raise CourseError(f"run.max_minutes must be > 0 or null (no time budget), got {r.max_minutes}")
     if r.calibrate_steps < 1:
         raise CourseError(f"run.calibrate_steps must be >= 1, got {r.calibrate_steps}")
+    if r.replan_at is not None and not 0 < r.replan_at < 1:
+        raise CourseError(f"run.replan_at must be a fraction of the time budget between 0 and 1 (e.g. 0.25) or null "
+                          f"(plan once), got {r.replan_at}")
     if d.recipe not in ("authors", "liif"):
         raise CourseError(f"data.recipe must be 'authors' or 'liif', got {d.recipe!r}")
     if d.patch < 1 or d.batch_size < 1 or d.repeat < 1 or d.num_workers < 0 or d.sample_q < 1:

@@ -788,7 +788,7 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
 
     def maybe_validate() -> float:
         """Validate (rank 0), keep best.pt; returns the seconds it took."""
-        nonlocal best, best_psnr
+        nonlocal best, best_psnr, val_total, n_val
         if not cfg.val.sets:
             return 0.0
         tv = time.time()
@@ -800,25 +800,63 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
                 best = save("best.pt")
             bar.set_postfix_str(f"loss {run_loss:.4f} val {res['val_psnr']:.2f} dB")
         _barrier(world)
+        val_total, n_val = val_total + time.time() - tv, n_val + 1
         return time.time() - tv
 
     def make_plan() -> None:
         """Time budget: from the measured speed, fix the schedule's length so the run ends in time."""
-        nonlocal end, stop, plan
+        nonlocal plan
         rate = cfg.run.calibrate_steps / (time.time() - t_cal)
         val_s = maybe_validate() if cfg.val.sets and cfg.val.every else 0.0
+        plan = {"max_steps": set_end(rate, val_s), "steps_per_s": round(rate, 4), "val_seconds": round(val_s, 2),
+                "max_minutes": cfg.run.max_minutes}
+        log({"step": step, "plan": dict(plan)})
+        mark_reference()
+
+    def set_end(rate: float, val_s: float) -> int:
+        """Fix the schedule's last step so that the rest of the budget fits (every process agrees)."""
+        nonlocal end, stop
         left = budget - (elapsed + time.time() - t0)
         end = min(cfg.run.max_steps, step + plan_steps(rate, left, val_s, cfg.val.every))
-        stop = min(end, cfg.run.stop_at or end)
         if world > 1:  # every process must agree on the plan
             t = torch.tensor([float(end)], device=trainer.device)
             torch.distributed.broadcast(t, 0)
-            end = stop = min(int(t.item()), cfg.run.stop_at or int(t.item()))
-        plan = {"max_steps": int(end), "steps_per_s": round(rate, 4), "val_seconds": round(val_s, 2),
-                "max_minutes": cfg.run.max_minutes}
+            end = int(t.item())
+        stop = min(end, cfg.run.stop_at or end)
         trainer.set_max_steps(end)
         bar.total = end
-        log({"step": step, "plan": plan})
+        return int(end)
+
+    def mark_reference() -> None:
+        """Start timing the steps that the re-plan measures (after the plan, or a few steps into a resume)."""
+        nonlocal ref
+        ref = (step, time.time(), val_total, n_val)
+
+    def wants_replan() -> bool:
+        """Once ``run.replan_at`` of the budget is spent and ``run.calibrate_steps`` steps were timed since the
+        reference: the same answer in every process."""
+        if not (ref and plan and cfg.run.replan_at and "replanned_at" not in plan):
+            return False
+        due = step - ref[0] >= cfg.run.calibrate_steps and elapsed + time.time() - t0 >= cfg.run.replan_at * budget
+        if world > 1:
+            flag = torch.tensor([float(due)], device=trainer.device)
+            torch.distributed.broadcast(flag, 0)
+            due = bool(flag.item())
+        return due
+
+    def replan() -> None:
+        """Plan the schedule's length again from the steps since the reference, their validations left out: the
+        first plan rests on a few steps that can mislead it (a process's first steps, a machine whose load changes).
+        Done once; the cosine is stretched or shrunk from here on (``Trainer.set_max_steps``)."""
+        step0, t_ref, val0, n0 = ref
+        val_s = (val_total - val0) / (n_val - n0) if n_val > n0 else plan["val_seconds"]
+        rate = (step - step0) / max(time.time() - t_ref - (val_total - val0), 1e-9)
+        before = plan["max_steps"]
+        plan.update(max_steps=set_end(rate, val_s), replanned_at=step, replan_steps_per_s=round(rate, 4),
+                    replan_val_seconds=round(val_s, 2))
+        log({"step": step, "time": round(elapsed + time.time() - t0, 2), "replan": {
+            "max_steps": plan["max_steps"], "was": before, "steps_per_s": plan["replan_steps_per_s"],
+            "val_seconds": plan["replan_val_seconds"]}})
 
     old_handlers = {}  # SIGINT (Ctrl-C) and SIGTERM (`kill`, a job scheduler) both stop cleanly after a save
     if threading.current_thread() is threading.main_thread():
@@ -829,6 +867,7 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
     loss_sum, n_loss, run_loss, t_log, step_log = None, 0, float("nan"), time.time(), start
     term_sums: dict[str, list] = {}  # name -> [sum, count] of the loss's terms (trainer.terms) since the last log
     t_cal = None
+    val_total, n_val, ref = 0.0, 0, None  # seconds spent validating; the re-plan's reference (step, time, ...)
     if budget and plan and elapsed >= budget:
         stop = start  # the budget is spent: nothing left to train
     try:
@@ -869,10 +908,14 @@ def _loop(cfg, trainer, dataset, out_dir, start, elapsed, best_psnr, rank, world
                 term_sums = {}
             if step == calib_from:
                 t_cal = time.time()
+            if plan and budget and ref is None and step == start + 5:
+                mark_reference()  # a resumed run that has not re-planned yet times its steps from here
             if calib_from is not None and step == calib_from + cfg.run.calibrate_steps:
                 make_plan()
             elif cfg.val.every and step % cfg.val.every == 0 and step != end:
                 maybe_validate()
+            if budget and step < stop and wants_replan():
+                replan()
             if budget and elapsed + time.time() - t0 >= budget and step < stop:
                 end = stop = step  # slower than planned: end the run here (validated and saved below)
                 if plan:

@@ -204,10 +204,70 @@ def test_stopped_budget_run_resumes_on_its_planned_schedule(folders, tmp_path):
     planned = train.load_checkpoint(first.last)["plan"]["max_steps"]
     assert first.step == 10 and first.interrupted and planned > 10
     second = train.train("diinn-edsr", o, resume="auto")
-    assert 10 < second.step <= planned and not second.interrupted
+    assert 10 < second.step and not second.interrupted
     lines = train.read_metrics(second.out_dir)
     assert sum("plan" in ln for ln in lines) == 1  # the resumed run kept the plan, it did not calibrate again
-    assert second.step == planned or any("event" in ln for ln in lines)  # on plan, or out of time (slower machine)
+    final = train.load_checkpoint(second.last)["plan"]
+    replans = [ln for ln in lines if "replan" in ln]  # timed from 5 steps after the resume, once
+    assert len(replans) <= 1 and (final["max_steps"] == planned) == (not replans or replans[0]["replan"]["was"]
+                                                                       == replans[0]["replan"]["max_steps"])
+    assert all(ln["step"] >= 10 + 5 + 2 for ln in replans)
+    assert second.step == final["max_steps"] or any("event" in ln for ln in lines)  # on plan, or out of time
+
+
+def _slow_after(monkeypatch, step_from: int, seconds: float) -> None:
+    """Make every training step from ``step_from`` on take ``seconds`` longer: a machine that slows down after the
+    time-budget plan was made."""
+    import time
+
+    real, count = train._run_step, [0]
+
+    def slow(trainer, batch):
+        count[0] += 1
+        if count[0] >= step_from:
+            time.sleep(seconds)
+        return real(trainer, batch)
+
+    monkeypatch.setattr(train, "_run_step", slow)
+
+
+def test_replan_fits_the_schedule_to_steps_slower_than_the_calibration(folders, tmp_path, monkeypatch):
+    # 5 warm-up + 3 timed steps plan the run at full speed; from step 10 on each step takes 0.1 s longer
+    _slow_after(monkeypatch, 10, 0.1)
+    o = tiny(folders, tmp_path / "r", **{"run.max_steps": 100000, "run.max_minutes": 0.1, "run.calibrate_steps": 3,
+                                         "optim.schedule": "cosine", "val.every": 0})
+    result = train.train("diinn-edsr", o)
+    lines = train.read_metrics(result.out_dir)
+    first = next(ln["plan"] for ln in lines if "plan" in ln)
+    replans = [ln for ln in lines if "replan" in ln]
+    assert len(replans) == 1  # once
+    again = replans[0]["replan"]
+    assert again["was"] == first["max_steps"] and again["steps_per_s"] < 10 < first["steps_per_s"]
+    assert result.step < again["max_steps"] + 1 < first["max_steps"]  # fewer steps, planned at the slower speed
+    assert replans[0]["time"] >= 0.25 * 0.1 * 60  # not before a quarter of the budget
+    ckpt = train.load_checkpoint(result.last)
+    assert ckpt["plan"]["replanned_at"] == replans[0]["step"] and ckpt["plan"]["steps_per_s"] == first["steps_per_s"]
+    if not any("event" in ln for ln in lines):  # ended on the new plan: the cosine ran to its end
+        assert result.step == again["max_steps"]
+        assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert ckpt["elapsed"] <= 0.1 * 60 + 2
+
+
+def test_without_replan_a_slower_run_ends_when_the_budget_is_spent(folders, tmp_path, monkeypatch):
+    _slow_after(monkeypatch, 10, 0.1)
+    o = tiny(folders, tmp_path / "r", **{"run.max_steps": 100000, "run.max_minutes": 0.1, "run.calibrate_steps": 3,
+                                         "run.replan_at": None, "optim.schedule": "cosine", "val.every": 0})
+    result = train.train("diinn-edsr", o)
+    lines = train.read_metrics(result.out_dir)
+    assert not any("replan" in ln for ln in lines)
+    assert any(ln.get("event") == "time budget spent before the planned end" for ln in lines)
+    ckpt = train.load_checkpoint(result.last)
+    assert ckpt["optimizer"]["param_groups"][0]["lr"] > 1e-6  # the cosine was cut off before its end
+
+
+def test_replan_at_must_be_a_fraction(folders, tmp_path):
+    with pytest.raises(CourseError, match="run.replan_at must be a fraction"):
+        train.load_config("diinn-edsr", {"run.replan_at": 1.5})
 
 
 # ---------------------------------------------------------------------- one step

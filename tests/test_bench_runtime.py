@@ -6,6 +6,10 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import torch
+
+from course_lib import precision
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_runtime.py"
 
 
@@ -50,7 +54,9 @@ def test_profile_lists_the_top_operators_of_each_path():
     assert run.returncode == 0, run.stderr[-2000:]
     for path in ("reference", "fast"):
         assert f"DIINN (f) + edsr-less, {path} path, fp32, 8x8 -> 24x24 on cpu:" in run.stdout
-    assert run.stdout.count("Self CPU time total") == 2 and "| model |" not in run.stdout  # no timing table
+    # one table per path and precision: fp32, and bf16 too on a CPU with native bf16 (as the script decides)
+    precs = 1 + (precision.autocast_dtype("auto", torch.device("cpu")) == torch.bfloat16)
+    assert run.stdout.count("Self CPU time total") == 2 * precs and "| model |" not in run.stdout  # no timing table
     assert "aten::" in run.stdout
     bad = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--profile", "0"], capture_output=True,
                          text=True, timeout=600)

@@ -254,12 +254,16 @@ def cli(argv=None) -> int:
                         help="AlexNet weights for --metrics alex: imagenet (default), a .pth file, or random (tests)")
     parser.add_argument("--resize-fixed", action="store_true",
                         help="let a fixed-scale model (srresnet: x4) resize its output to other sizes")
+    parser.add_argument("--per-image", action="store_true",
+                        help="also write each image's scores into the --json rows (for paired comparisons)")
     args = parser.parse_args(argv)
+    if args.per_image and not args.json:
+        raise CourseError("--per-image writes each image's scores into the JSON rows; give --json FILE too")
     scales = [check_scale(s, "scale", minimum=1.0) for s in args.scales]
     json_path = check_output(args.json, "--json file") if args.json else None  # before the (long) evaluation
     rows = evaluate(args.model, args.datasets, scales, protocol=args.protocol, device=args.device,
                     chunk_size=args.chunk_size, progress=not args.quiet, limit=args.limit, metrics=args.metrics,
-                    alex_weights=args.alex_weights, resize_fixed=args.resize_fixed)
+                    alex_weights=args.alex_weights, resize_fixed=args.resize_fixed, per_image=args.per_image)
     print(format_table(rows))
     if json_path is not None:
         atomic_write(json_path, lambda f: f.write(json.dumps(rows, indent=2) + "\n"), "w")

@@ -109,7 +109,21 @@ def test_cli_prints_table_and_writes_json(course_data, tmp_path, capsys):
     assert set(rows[0]) >= {"dataset", "scale", "method", "protocol", "psnr", "ssim", "lr_psnr", "n_images"}
 
 
+def test_cli_per_image_writes_each_images_scores_that_average_to_the_row(course_data, tmp_path):
+    out = tmp_path / "rows.json"
+    assert main(["evaluate", "--datasets", "Set5", "--scales", "3.14", "--limit", "3", "--quiet",
+                 "--json", str(out), "--device", "cpu", "--per-image"]) == 0
+    (row,) = json.loads(out.read_text())
+    assert [m["image"] for m in row["images"]] == ["baby", "bird", "butterfly"]
+    for key in ("psnr", "ssim", "lr_psnr"):
+        assert row[key] == pytest.approx(sum(m[key] for m in row["images"]) / 3, abs=1e-12)
+    # the same numbers as the library's per-image rows (the oracle: evaluate(..., per_image=True))
+    (lib,) = ev.evaluate("bicubic", ["Set5"], [3.14], limit=3, progress=False, per_image=True, device="cpu")
+    assert row["images"] == lib["images"]
+
+
 @pytest.mark.parametrize("args,msg", [
+    (["--per-image"], "give --json FILE too"),
     (["--datasets", "Set99"], "known datasets: DIV2K"),
     (["--scales", "0"], ">= 1"),
     (["--scales", "nan"], "finite"),

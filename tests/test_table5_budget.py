@@ -76,3 +76,36 @@ def test_a_record_made_otherwise_and_bad_rows_are_refused_in_one_line(folders, t
     (tmp_path / "junk.json").write_text("[]")
     with pytest.raises(CourseError, match="is not a table5_budget record"):
         table5_budget.main(["--rows", "(b)", "--out", str(tmp_path / "junk.json")])
+
+
+def test_the_committed_record_is_the_scripts_default_run_at_full_size():
+    """docs/results/table5-291-cpu.json (lesson 08, section 6): made with the script's defaults, 100 Urban100
+    images per row and scale in one order (paired), means that are the means of the images, every trained row
+    exactly its row's config at 15,447 steps, and (f) the shipped checkpoint, scored as its index entry says."""
+    from course_lib import compare
+
+    doc = json.loads((SCRIPT.parents[1] / "docs" / "results" / "table5-291-cpu.json").read_text())
+    overrides = table5_budget._flat_overrides(table5_budget.BUDGET)
+    assert doc["meta"] == {"config": "diinn-edsr-291-cpu", "overrides": overrides, "seed": 123, "sets": ["Urban100"],
+                           "scales": [3.14, 4.0, 8.0], "limit": None, "protocol": "paper"}
+    rows = doc["rows"]
+    assert "(f)" in rows and len(rows) >= 3 and set(rows) <= set(compare.TABLE5_ROWS)
+    order = None
+    for row, info in rows.items():
+        assert [(r["dataset"], r["scale"]) for r in info["scores"]] == [("Urban100", s) for s in (3.14, 4.0, 8.0)]
+        for r in info["scores"]:
+            names = [m["image"] for m in r["images"]]
+            order = order or names
+            assert names == order and len(names) == r["n_images"] == 100
+            for key in ("psnr", "ssim", "lr_psnr"):
+                assert r[key] == pytest.approx(sum(m[key] for m in r["images"]) / 100, abs=1e-9)
+        cfg = train.load_config("diinn-edsr-291-cpu", {**overrides, **compare.TABLE5_ROWS[row]})
+        assert info["parameters"] == models.count_parameters(train.build_model(cfg.model))
+        assert info["steps"] == 15447
+        if row == "(f)":  # its 45-minute budget planned the 15,447 steps the others run without a clock
+            assert info["weights"] == f"pretrained {SHIPPED}"
+            assert info["changes"] == [["run.max_steps", 1000000, 15447], ["run.max_minutes", 45.0, None]]
+        else:
+            assert info["changes"] == [] and info["seconds"] > 0
+    stored = [r for r in models.list_pretrained()[SHIPPED]["results"] if r["dataset"] == "Urban100" and r["scale"] == 4]
+    assert rows["(f)"]["scores"][1]["psnr"] == pytest.approx(stored[0]["psnr"], abs=0.005)

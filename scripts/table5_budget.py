@@ -14,9 +14,9 @@ exactly that many steps, ``run.max_minutes=null``). Lesson 08, section 6 reads t
 Each command adds its rows to the record (and keeps the rows already there, when the record was made with the same
 config, overrides, sets and scales); a row already in the record is not scored again. Training is
 ``compare.train_rows`` (resumable: an interrupted command resumes where it stopped); the row's run folder is
-``<root>/<row>-seed<seed>``. On 2 cores of a CPU with native bf16 a fast-path row ((b), (d)) trains in about 25
+``<root>/<row>-seed<seed>``. On 2 cores of a CPU with native bf16 a fast-path row ((b), (d)) trains in about 30
 minutes, a positional-init row ((a), (c), (e): no fast path) in about twice that; scoring one row on Urban100 takes
-about 20 minutes (docs/RESULTS.md, "Twenty-first session").
+about 25 minutes (docs/RESULTS.md, "Twenty-first session").
 
 Each record row: where the weights came from, steps, training seconds, parameters, the last Set5 validation, how
 its training config differs from the row's (``changes``: empty for a row trained here; for (f), the budget's

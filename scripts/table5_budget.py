@@ -71,26 +71,29 @@ def last_validation(log: list[dict]) -> dict | None:
     return vals[-1] if vals else None
 
 
-def trained_row(folder: Path, want) -> tuple[dict, Path]:
-    """A run folder's facts and its fp16 export (written into ``<folder>/fp16``)."""
+def trained_row(folder: Path, config, overrides: dict) -> tuple[dict, Path]:
+    """A run folder's facts and its fp16 export (written into ``<folder>/fp16``); ``changes``: where the run differs
+    from ``config`` + ``overrides`` (its row's), by ``compare.run_changes``."""
     ckpt = train.load_checkpoint(folder / "last.pt")
     log = train.read_metrics(folder)
     losses = [m for m in log if "loss" in m]
     path = train.export_pretrained(folder / "last.pt", "model", folder=folder / "fp16")
-    changes = train.resume_changes(want, ckpt["train_config"])
+    changes = compare.run_changes({"steps": int(ckpt["step"]), "train_config": ckpt["train_config"]}, config,
+                                  overrides)
     return {"weights": f"{folder}/last.pt (fp16 export)", "steps": int(ckpt["step"]),
             "seconds": round(float(ckpt["elapsed"]), 1),
             "steps_per_s": round(losses[-1]["step"] / losses[-1]["time"], 3) if losses else None,
             "changes": [list(c) for c in changes], "val": last_validation(log)}, path
 
 
-def pretrained_row(name: str, want) -> tuple[dict, str]:
+def pretrained_row(name: str, config, overrides: dict) -> tuple[dict, str]:
     """A shipped checkpoint's facts (its training run planned its own length) and its name."""
     entry = models.list_pretrained().get(name)
     if entry is None:
         raise CourseError(f"no pretrained model named {name!r}; python -m course_lib list-pretrained lists them")
     extra = models.read_checkpoint(models.PRETRAINED_DIR / entry["file"]).get("extra") or {}
-    changes = train.resume_changes(want, extra.get("train_config") or {})
+    changes = compare.run_changes({"steps": extra.get("step"), "train_config": extra.get("train_config") or {}},
+                                  config, overrides)
     return {"weights": f"pretrained {name}", "steps": extra.get("step"), "seconds": None, "steps_per_s": None,
             "changes": [list(c) for c in changes], "trained": entry["trained"], "val": None}, name
 
@@ -132,20 +135,21 @@ def main(argv=None) -> int:
         if row in rows:
             print(f"{row}: already in {out}")
             continue
-        want = train.load_config(args.config, {**overrides, **compare.TABLE5_ROWS[row], "run.seed": args.seed})
+        row_overrides = {**overrides, **compare.TABLE5_ROWS[row], "run.seed": args.seed}
         if row in pretrained:
-            info, weights = pretrained_row(pretrained[row], want)
+            info, weights = pretrained_row(pretrained[row], args.config, row_overrides)
         else:
             folder = compare.train_rows(args.config, {row: compare.TABLE5_ROWS[row]}, seeds=[args.seed],
                                         root=args.root, overrides=overrides, progress=False)[row, args.seed]
-            info, weights = trained_row(Path(folder), want)
+            info, weights = trained_row(Path(folder), args.config, row_overrides)
         start = time.perf_counter()
         model = models.resolve(weights, device=args.device)  # a shipped one's sha256 is checked
         info["parameters"] = models.count_parameters(model)
         info["scores"] = evaluate.evaluate(model, args.sets, args.scales, device=args.device, limit=args.limit,
                                            progress=False, per_image=True)
         info["score_seconds"] = round(time.perf_counter() - start, 1)
-        info["machine"] = f"{machine(args.device or 'cpu')}, {os.cpu_count()} CPUs"  # where it was trained and scored
+        # where it was scored (and trained, unless it is a shipped checkpoint)
+        info["machine"] = f"{machine(args.device or 'cpu')}, {os.cpu_count()} CPUs"
         info["date"] = time.strftime("%Y-%m-%d")
         rows[row] = info
         write(out, {"meta": meta, "rows": rows})
